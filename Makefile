@@ -1,0 +1,37 @@
+# The habits people reach for. `make demo` and `make test` are all a new machine needs.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint format typecheck check clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/notifier demo
+
+test: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(BIN)/ruff check notifier workers tests
+	$(BIN)/ruff format --check notifier workers tests
+
+format: $(STAMP)
+	$(BIN)/ruff format notifier workers tests
+	$(BIN)/ruff check --fix notifier workers tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy --strict notifier workers
+
+check: lint typecheck test
+
+clean:
+	rm -rf $(VENV) .notifier .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,27 @@
+"""Thin handlers by resource; `setup_routes` is the one table of every route."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from notifier.api import campaigns, deliveries, public, webhooks
+
+
+def setup_routes(app: web.Application) -> None:
+    """Every route of the API; the OpenAPI document describes exactly these."""
+    r = app.router
+    r.add_get("/healthz", public.healthz)
+    r.add_get("/readyz", public.readyz)
+    r.add_get("/openapi.json", public.openapi)
+    r.add_get("/docs", public.docs)
+    r.add_post("/v1/campaigns", campaigns.create)
+    r.add_get("/v1/campaigns", campaigns.list_)
+    r.add_get("/v1/campaigns/{id}", campaigns.get)
+    r.add_post("/v1/campaigns/{id}/recipients", campaigns.upload)
+    for action in ("launch", "pause", "resume", "cancel"):
+        r.add_post(f"/v1/campaigns/{{id}}/{action}", campaigns.transition(action))
+    r.add_get("/v1/campaigns/{id}/deliveries", deliveries.list_)
+    r.add_get("/v1/campaigns/{id}/report", deliveries.report)
+    r.add_get("/v1/recipients/{external_id}/deliveries", deliveries.for_recipient)
+    r.add_get("/v1/verify/{code}", public.verify)
+    r.add_post("/v1/webhooks/twilio/status", webhooks.twilio_status)

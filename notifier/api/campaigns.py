@@ -1,0 +1,95 @@
+"""Campaign handlers: create, read, list, upload recipients, state changes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+
+from notifier import campaigns as service
+from notifier import chains, recipients
+from notifier.api import params
+from notifier.app import KEY, POOL, REDIS, SETTINGS, Handler, json_response, read_json, requires
+from notifier.campaigns import Campaign
+from notifier.errors import UnsupportedMediaType
+
+UPLOAD_TYPES = {"text/csv": "csv", "application/x-ndjson": "ndjson",
+                "application/ndjson": "ndjson", "application/jsonl": "ndjson"}
+
+
+async def render(request: web.Request, campaign: Campaign) -> dict[str, Any]:
+    """A campaign as the API shows it, with its counts and progress."""
+    async with request.app[POOL].acquire() as conn:
+        counts = await service.counts(conn, campaign)
+    rate, eta = service.progress(campaign, counts)
+    return {
+        "id": campaign.id, "name": campaign.name, "incident_ref": campaign.incident_ref,
+        "state": campaign.state, "channels": campaign.channels,
+        "default_locale": campaign.default_locale, "default_region": campaign.default_region,
+        "variables": campaign.variables, "templates": campaign.templates,
+        "rate_limit_per_second": campaign.rate_limit_per_second, "fallback": campaign.fallback,
+        "created_at": campaign.created_at, "launched_at": campaign.launched_at,
+        "completed_at": campaign.completed_at, "recipients": campaign.recipients,
+        "counts": counts, "rate_per_second": round(rate, 2), "eta_seconds": eta,
+    }
+
+
+@requires("campaigns:write")
+async def create(request: web.Request) -> web.Response:
+    spec = service.parse_spec(await read_json(request))
+    async with request.app[POOL].acquire() as conn:
+        campaign = await service.create(conn, spec, created_by=request[KEY].id)
+    return json_response(await render(request, campaign), status=201)
+
+
+@requires("campaigns:read")
+async def get(request: web.Request) -> web.Response:
+    async with request.app[POOL].acquire() as conn:
+        campaign = await service.get(conn, params.campaign_id(request))
+    return json_response(await render(request, campaign))
+
+
+@requires("campaigns:read")
+async def list_(request: web.Request) -> web.Response:
+    async with request.app[POOL].acquire() as conn:
+        items, cursor = await service.list_page(
+            conn, after=params.cursor(request), limit=params.limit(request)
+        )
+    return json_response({"items": [await render(request, c) for c in items],
+                          "next": str(cursor) if cursor is not None else None})
+
+
+async def _chunks(request: web.Request) -> AsyncIterator[bytes]:
+    async for chunk in request.content.iter_any():
+        yield chunk
+
+
+@requires("campaigns:write")
+async def upload(request: web.Request) -> web.Response:
+    fmt = UPLOAD_TYPES.get(request.content_type)
+    if fmt is None:
+        raise UnsupportedMediaType("send recipients as text/csv or application/x-ndjson")
+    cid = params.campaign_id(request)
+    async with request.app[POOL].acquire() as conn:
+        campaign = await service.get(conn, cid)
+        result = await recipients.import_upload(conn, campaign, _chunks(request), fmt)
+    return json_response({"accepted": result.accepted, "rejected": result.rejected,
+                          "duplicates": result.duplicates, "errors": result.errors})
+
+
+def transition(action: str) -> Handler:
+    """The handler of one state change: launch, pause, resume or cancel."""
+
+    @requires("campaigns:write")
+    async def handler(request: web.Request) -> web.Response:
+        async with request.app[POOL].acquire() as conn:
+            campaign = await service.change_state(conn, params.campaign_id(request), action)
+        if action in ("launch", "resume"):
+            await chains.ensure(request.app[REDIS], str(campaign.id),
+                                service.channels_of(campaign),
+                                request.app[SETTINGS].chains_per_channel)
+        return json_response(await render(request, campaign), status=202)
+
+    handler.__name__ = action
+    return handler

@@ -1,0 +1,56 @@
+"""Delivery handlers: a campaign's deliveries, its evidence report, one account's history."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from notifier import campaigns as campaign_service
+from notifier import deliveries as service
+from notifier.api import params
+from notifier.app import POOL, json_response, requires
+from notifier.errors import NotFound
+from notifier.models import Channel, DeliveryStatus
+
+STATUSES = frozenset(map(str, DeliveryStatus))
+CHANNELS = frozenset(map(str, Channel))
+
+
+@requires("campaigns:read")
+async def list_(request: web.Request) -> web.Response:
+    cid = params.campaign_id(request)
+    status = params.choice(request, "status", STATUSES)
+    channel = params.choice(request, "channel", CHANNELS)
+    async with request.app[POOL].acquire() as conn:
+        await campaign_service.get(conn, cid)
+        items, cursor = await service.page(
+            conn, cid, status=status, channel=channel, after=params.cursor(request),
+            limit=params.limit(request),
+        )
+    return json_response({"items": items, "next": str(cursor) if cursor is not None else None})
+
+
+@requires("campaigns:read")
+async def report(request: web.Request) -> web.StreamResponse:
+    cid = params.campaign_id(request)
+    async with request.app[POOL].acquire() as conn:
+        campaign = await campaign_service.get(conn, cid)
+        response = web.StreamResponse(headers={
+            "Content-Type": "text/csv; charset=utf-8",
+            "Content-Disposition": f'attachment; filename="campaign-{campaign.id}.csv"',
+        })
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        async for chunk in service.report(conn, cid):
+            await response.write(chunk)
+    await response.write_eof()
+    return response
+
+
+@requires("campaigns:read")
+async def for_recipient(request: web.Request) -> web.Response:
+    external_id = request.match_info["external_id"]
+    async with request.app[POOL].acquire() as conn:
+        items = await service.for_recipient(conn, external_id)
+    if not items:
+        raise NotFound("no deliveries to this account")
+    return json_response({"external_id": external_id, "items": items})

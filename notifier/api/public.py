@@ -1,0 +1,74 @@
+"""Endpoints without an API key: health, readiness, the API's description, verification."""
+
+from __future__ import annotations
+
+import html
+
+import orjson
+from aiohttp import web
+
+from notifier import deliveries
+from notifier.api.openapi import document
+from notifier.app import POOL, REDIS, json_response
+from notifier.errors import NotFound
+
+_NOT_GENUINE = "this code was not issued by this service"
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    checks = {"postgres": "ok", "redis": "ok"}
+    try:
+        async with request.app[POOL].acquire(timeout=2) as conn:
+            await conn.fetchval("SELECT 1")
+    except Exception:
+        checks["postgres"] = "unreachable"
+    try:
+        await request.app[REDIS].ping()
+    except Exception:
+        checks["redis"] = "unreachable"
+    ready = all(v == "ok" for v in checks.values())
+    return json_response({"status": "ready" if ready else "not ready", "checks": checks},
+                         status=200 if ready else 503)
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return json_response(document())
+
+
+async def docs(request: web.Request) -> web.Response:
+    doc = document()
+    rows = []
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            rows.append(f"<tr><td><code>{method.upper()}</code></td><td><code>"
+                        f"{html.escape(path)}</code></td><td>{html.escape(op['summary'])}</td></tr>")
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>"
+        f"{html.escape(doc['info']['title'])}</title></head><body>"
+        f"<h1>{html.escape(doc['info']['title'])}</h1><p>{html.escape(doc['info']['description'])}"
+        "</p><p>The full description: <a href='/openapi.json'>openapi.json</a></p>"
+        f"<table>{''.join(rows)}</table></body></html>"
+    )
+    return web.Response(text=page, content_type="text/html", headers={
+        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "no-referrer",
+    })
+
+
+async def verify(request: web.Request) -> web.Response:
+    # Unknown and malformed codes get the same answer, so the reply teaches nothing.
+    async with request.app[POOL].acquire() as conn:
+        found = await deliveries.verify(conn, request.match_info["code"][:64])
+    if found is None:
+        raise NotFound(_NOT_GENUINE)
+    return web.Response(
+        body=orjson.dumps({"genuine": True, **found}, option=orjson.OPT_UTC_Z),
+        content_type="application/json",
+        headers={"Cache-Control": "no-store"},
+    )

@@ -1,0 +1,136 @@
+"""create_app(): middlewares (problem+json, auth), routes, and the resources they share."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import orjson
+from aiohttp import web
+from arq import create_pool as create_arq_pool
+from arq.connections import ArqRedis, RedisSettings
+
+from notifier import keys
+from notifier.chains import QUEUE_NAME
+from notifier.db import create_pool, translate
+from notifier.errors import NotifierError
+from notifier.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SETTINGS = web.AppKey("settings", Settings)
+POOL = web.AppKey("pool", asyncpg.Pool)
+REDIS = web.AppKey("redis", ArqRedis)
+KEY = web.RequestKey("api_key", keys.ApiKey)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+JSON_BODY_LIMIT = 1024 * 1024
+
+
+def requires(scope: str) -> Callable[[Handler], Handler]:
+    """Mark a handler as needing an API key with `scope`; unmarked handlers are public."""
+
+    def mark(handler: Handler) -> Handler:
+        handler.scope = scope  # type: ignore[attr-defined]
+        return handler
+
+    return mark
+
+
+def _fallback(value: object) -> str:
+    # asyncpg's own UUID type is not the stdlib's, which orjson knows.
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def json_response(data: Any, *, status: int = 200) -> web.Response:
+    """A JSON response, times in RFC 3339 UTC."""
+    body = orjson.dumps(data, default=_fallback, option=orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC)
+    return web.Response(body=body, status=status, content_type="application/json")
+
+
+def problem(status: int, title: str, detail: str, *, slug: str,
+            errors: list[dict[str, Any]] | None = None) -> web.Response:
+    """An RFC 9457 problem document."""
+    doc: dict[str, Any] = {"type": f"/problems/{slug}", "title": title, "status": status,
+                           "detail": detail}
+    if errors:
+        doc["errors"] = errors
+    return web.Response(body=orjson.dumps(doc), status=status,
+                        content_type="application/problem+json")
+
+
+@web.middleware
+async def problems(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error leaves as problem+json; unexpected ones are logged and are a plain 500."""
+    try:
+        return await handler(request)
+    except NotifierError as exc:
+        return problem(exc.status, exc.title, exc.detail, slug=exc.type_slug, errors=exc.errors)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return problem(exc.status, exc.reason, exc.text or exc.reason, slug=f"http-{exc.status}")
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        known = translate(exc)
+        if known is None:
+            log.exception("database error", extra={"path": request.path})
+            return problem(500, "Internal error", "the request failed", slug="internal")
+        return problem(known.status, known.title, known.detail, slug=known.type_slug)
+    except Exception:
+        log.exception("unexpected error", extra={"path": request.path})
+        return problem(500, "Internal error", "the request failed", slug="internal")
+
+
+@web.middleware
+async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Check the API key (against Postgres, every time) where the handler needs a scope."""
+    scope = getattr(handler, "scope", None)
+    if scope is not None:
+        async with request.app[POOL].acquire() as conn:
+            key = await keys.authenticate(conn, request.headers.get("Authorization"))
+        key.require(scope)
+        request[KEY] = key
+    return await handler(request)
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request's JSON body, or a 400 that says what is wrong with it."""
+    from notifier.errors import BadRequest, UnsupportedMediaType
+
+    if request.content_type != "application/json":
+        raise UnsupportedMediaType("send the body as application/json")
+    raw = await request.read()
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+
+
+def _resources(settings: Settings) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        assert settings.database_url and settings.redis_url
+        app[POOL] = await create_pool(settings.database_url, max_size=20)
+        app[REDIS] = await create_arq_pool(
+            RedisSettings.from_dsn(settings.redis_url), default_queue_name=QUEUE_NAME
+        )
+        yield
+        await app[REDIS].aclose()
+        await app[POOL].close()
+
+    return ctx
+
+
+def create_app(settings: Settings) -> web.Application:
+    """The REST API application."""
+    from notifier.api import setup_routes
+
+    app = web.Application(middlewares=[problems, authenticate], client_max_size=JSON_BODY_LIMIT)
+    app[SETTINGS] = settings
+    app.cleanup_ctx.append(_resources(settings))
+    setup_routes(app)
+    return app

@@ -1,0 +1,277 @@
+"""Campaigns: validation of what integrators send, creation, state changes, progress."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import orjson
+import phonenumbers
+
+from notifier.db import queries
+from notifier.errors import Conflict, NotFound, ValidationFailed
+from notifier.models import CAMPAIGN_TRANSITIONS, CampaignState, Channel, DeliveryStatus
+from notifier.templates import validate_templates
+
+log = logging.getLogger(__name__)
+
+_LOCALE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+_VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+RESERVED_COLUMNS = frozenset({"external_id", "email", "phone", "locale"})
+MAX_RATE = 100_000.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CampaignSpec:
+    """A validated request to create a campaign."""
+
+    name: str
+    incident_ref: str
+    channels: tuple[Channel, ...]
+    default_locale: str
+    default_region: str | None
+    variables: tuple[str, ...]
+    templates: Mapping[str, Any]
+    rate_limit_per_second: float | None
+    fallback: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Campaign:
+    """A campaign as stored."""
+
+    id: uuid.UUID
+    seq: int
+    name: str
+    incident_ref: str
+    state: CampaignState
+    channels: tuple[Channel, ...]
+    default_locale: str
+    default_region: str | None
+    variables: tuple[str, ...]
+    templates: Mapping[str, Any]
+    rate_limit_per_second: float | None
+    fallback: Mapping[str, str]
+    recipients: int
+    rate_per_second: float
+    created_at: datetime
+    launched_at: datetime | None
+    completed_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Campaign:
+        return cls(
+            id=row["id"],
+            seq=row["seq"],
+            name=row["name"],
+            incident_ref=row["incident_ref"],
+            state=CampaignState(row["state"]),
+            channels=tuple(Channel(c) for c in row["channels"]),
+            default_locale=row["default_locale"],
+            default_region=row["default_region"],
+            variables=tuple(row["variables"]),
+            templates=orjson.loads(row["templates"]),
+            rate_limit_per_second=row["rate_limit_per_second"],
+            fallback=orjson.loads(row["fallback"]),
+            recipients=row["recipients"],
+            rate_per_second=row["rate_per_second"],
+            created_at=row["created_at"],
+            launched_at=row["launched_at"],
+            completed_at=row["completed_at"],
+        )
+
+    def template_locales(self) -> frozenset[str]:
+        """Locales that have a template on every channel of the campaign."""
+        sets = [set(self.templates.get(str(ch), {})) for ch in self.channels]
+        return frozenset(set.intersection(*sets)) if sets else frozenset()
+
+
+def _text(body: Mapping[str, Any], name: str, problems: list[dict[str, str]], *,
+          limit: int) -> str:
+    value = body.get(name)
+    if not isinstance(value, str) or not value.strip():
+        problems.append({"field": name, "message": "required, a non-empty string"})
+        return ""
+    if len(value) > limit or any(ord(ch) < 32 for ch in value):
+        problems.append(
+            {"field": name, "message": f"at most {limit} characters, no control characters"}
+        )
+    return value.strip()
+
+
+def parse_spec(body: object) -> CampaignSpec:
+    """Validate a create-campaign body; every problem is reported at once, by field."""
+    if not isinstance(body, dict):
+        raise ValidationFailed("the body must be a JSON object")
+    problems: list[dict[str, str]] = []
+    known = {"name", "incident_ref", "channels", "default_locale", "default_region", "variables",
+             "templates", "rate_limit_per_second", "fallback"}
+    for field in sorted(set(body) - known):
+        problems.append({"field": field, "message": "unknown field"})
+    name = _text(body, "name", problems, limit=200)
+    incident_ref = _text(body, "incident_ref", problems, limit=100)
+
+    channels: list[Channel] = []
+    raw_channels = body.get("channels")
+    if not isinstance(raw_channels, list) or not raw_channels:
+        problems.append({"field": "channels", "message": 'a non-empty list of "email", "sms"'})
+    else:
+        for ch in raw_channels:
+            if ch not in ("email", "sms") or Channel(ch) in channels:
+                problems.append({"field": "channels", "message": f"unknown or repeated {ch!r}"})
+            else:
+                channels.append(Channel(ch))
+
+    default_locale = body.get("default_locale")
+    if not isinstance(default_locale, str) or not _LOCALE.match(default_locale):
+        problems.append({"field": "default_locale", "message": "a language tag such as 'ko'"})
+        default_locale = ""
+
+    region = body.get("default_region")
+    if region is not None and (
+        not isinstance(region, str)
+        or region.upper() not in phonenumbers.SUPPORTED_REGIONS
+    ):
+        problems.append({"field": "default_region", "message": "an ISO 3166 region such as 'KR'"})
+        region = None
+
+    variables = body.get("variables", [])
+    if not isinstance(variables, list) or not all(
+        isinstance(v, str) and _VARIABLE.match(v) and v not in RESERVED_COLUMNS for v in variables
+    ):
+        problems.append(
+            {"field": "variables", "message": "a list of column names (letters, digits, _)"}
+        )
+        variables = []
+
+    rate = body.get("rate_limit_per_second")
+    if rate is not None and (
+        isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= MAX_RATE
+    ):
+        problems.append(
+            {"field": "rate_limit_per_second", "message": f"a number in (0, {MAX_RATE:g}]"}
+        )
+        rate = None
+
+    fallback = body.get("fallback", {})
+    if not isinstance(fallback, dict) or any(
+        (k, v) != ("email_failed", "sms") for k, v in fallback.items()
+    ):
+        problems.append({"field": "fallback", "message": 'only {"email_failed": "sms"}'})
+        fallback = {}
+
+    templates = body.get("templates")
+    if channels and default_locale:
+        problems.extend(
+            validate_templates(
+                templates, channels=[str(c) for c in channels], default_locale=default_locale,
+                variables=variables,
+            )
+        )
+    if problems:
+        raise ValidationFailed("the campaign is not valid", errors=problems)
+    assert isinstance(templates, dict)
+    return CampaignSpec(
+        name=name, incident_ref=incident_ref, channels=tuple(channels),
+        default_locale=default_locale, default_region=region.upper() if region else None,
+        variables=tuple(variables), templates=templates,
+        rate_limit_per_second=float(rate) if rate is not None else None, fallback=fallback,
+    )
+
+
+async def create(conn: asyncpg.Connection, spec: CampaignSpec,
+                 created_by: uuid.UUID | None = None) -> Campaign:
+    """Store a new draft campaign with its partitions."""
+    campaign_id = uuid.uuid4()
+    async with conn.transaction():
+        row = await conn.fetchrow(
+            queries["insert_campaign"], campaign_id, spec.name, spec.incident_ref,
+            [str(c) for c in spec.channels], spec.default_locale, spec.default_region,
+            list(spec.variables), orjson.dumps(spec.templates).decode(),
+            spec.rate_limit_per_second, orjson.dumps(spec.fallback).decode(), created_by,
+        )
+        await conn.execute(queries["create_partitions"], campaign_id)
+    log.info("campaign created", extra={"campaign_id": str(campaign_id)})
+    return Campaign.from_row(row)
+
+
+async def get(conn: asyncpg.Connection, campaign_id: uuid.UUID) -> Campaign:
+    """One campaign, or NotFound."""
+    row = await conn.fetchrow(queries["get_campaign"], campaign_id)
+    if row is None:
+        raise NotFound(f"no campaign {campaign_id}")
+    return Campaign.from_row(row)
+
+
+async def list_page(conn: asyncpg.Connection, *, after: int | None,
+                    limit: int) -> tuple[list[Campaign], int | None]:
+    """A page of campaigns, newest first, and the cursor of the next page."""
+    rows = await conn.fetch(queries["list_campaigns"], after, limit + 1)
+    items = [Campaign.from_row(r) for r in rows[:limit]]
+    return items, (items[-1].seq if len(rows) > limit else None)
+
+
+async def counts(conn: asyncpg.Connection,
+                 campaign: Campaign) -> dict[str, dict[str, int]]:
+    """Deliveries by channel and status, every status present even when zero."""
+    result = {str(ch): dict.fromkeys(map(str, DeliveryStatus), 0) for ch in campaign.channels}
+    for row in await conn.fetch(queries["campaign_counts"], campaign.id):
+        result.setdefault(row["channel"], dict.fromkeys(map(str, DeliveryStatus), 0))
+        result[row["channel"]][row["status"]] = row["n"]
+    return result
+
+
+async def change_state(conn: asyncpg.Connection, campaign_id: uuid.UUID,
+                       action: str) -> Campaign:
+    """Apply `launch`, `pause`, `resume` or `cancel`; an illegal change is a Conflict."""
+    allowed_from, target = CAMPAIGN_TRANSITIONS[action]
+    async with conn.transaction():
+        row = await conn.fetchrow(queries["lock_campaign"], campaign_id)
+        if row is None:
+            raise NotFound(f"no campaign {campaign_id}")
+        current = CampaignState(row["state"])
+        if current not in allowed_from:
+            raise Conflict(f"cannot {action} a campaign that is {current}")
+        if action == "launch":
+            await _create_deliveries(conn, row)
+        row = await conn.fetchrow(
+            queries["set_campaign_state"], campaign_id, str(target),
+            [str(s) for s in allowed_from],
+        )
+        if action == "cancel":
+            await conn.fetchval(queries["cancel_pending"], campaign_id, 0)
+    log.info("campaign state changed", extra={"campaign_id": str(campaign_id), "action": action})
+    return Campaign.from_row(row)
+
+
+async def _create_deliveries(conn: asyncpg.Connection, row: Mapping[str, Any]) -> None:
+    if row["recipients"] == 0:
+        raise Conflict("the campaign has no recipients to notify")
+    total = 0
+    for channel in row["channels"]:
+        total += await conn.fetchval(queries["create_deliveries"], row["id"], channel) or 0
+    if total == 0:
+        raise Conflict("no recipient has an address for the campaign's channels")
+
+
+def progress(campaign: Campaign, counts_by_channel: Mapping[str, Mapping[str, int]]
+             ) -> tuple[float, float | None]:
+    """The recent send rate and, from it, the seconds until nothing is pending."""
+    left = sum(c.get("pending", 0) + c.get("sending", 0) for c in counts_by_channel.values())
+    rate = campaign.rate_per_second if campaign.state == CampaignState.SENDING else 0.0
+    eta = round(left / rate, 1) if rate > 0 and left else (0.0 if not left else None)
+    return rate, eta
+
+
+def channels_of(campaign: Campaign) -> Sequence[Channel]:
+    """Channels dispatch runs for: the campaign's own, plus SMS when email falls back to it."""
+    chans = list(campaign.channels)
+    if campaign.fallback.get("email_failed") == "sms" and Channel.SMS not in chans:
+        chans.append(Channel.SMS)
+    return chans

@@ -1,0 +1,97 @@
+"""Postgres access: the pool, the named queries loaded once, migrations, driver-error translation."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import asyncpg
+
+from notifier.errors import Conflict, NotifierError
+
+log = logging.getLogger(__name__)
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+_QUERY_HEADER = re.compile(r"^-- ([a-z0-9_]+) --\s*$", re.MULTILINE)
+
+Pool = asyncpg.Pool
+Connection = asyncpg.Connection
+
+
+class DatabaseUnavailable(NotifierError):
+    """The database cannot be reached right now; try again shortly."""
+
+    status = 503
+    title = "Service unavailable"
+    type_slug = "unavailable"
+
+
+def load_queries(directory: Path = SQL_DIR / "queries") -> Mapping[str, str]:
+    """Every named query in `sql/queries/*.sql`, by name; blocks start with `-- name --`."""
+    queries: dict[str, str] = {}
+    for path in sorted(directory.glob("*.sql")):
+        text = path.read_text(encoding="utf-8")
+        marks = list(_QUERY_HEADER.finditer(text))
+        for i, mark in enumerate(marks):
+            end = marks[i + 1].start() if i + 1 < len(marks) else len(text)
+            name = mark.group(1)
+            if name in queries:
+                raise RuntimeError(f"query {name!r} is defined twice")
+            queries[name] = text[mark.end() : end].strip()
+    return MappingProxyType(queries)
+
+
+queries = load_queries()
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> Pool:
+    """A connection pool; statements are prepared per connection and cached by asyncpg."""
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        command_timeout=60,
+        server_settings={"application_name": "notifier", "timezone": "UTC"},
+    )
+    assert pool is not None
+    return pool
+
+
+def translate(exc: BaseException) -> NotifierError | None:
+    """The project's own error for a driver error that has a meaning for the caller."""
+    if isinstance(exc, asyncpg.UniqueViolationError):
+        return Conflict("a resource with the same identity already exists")
+    if isinstance(exc, (asyncpg.CannotConnectNowError, asyncpg.ConnectionDoesNotExistError,
+                        ConnectionError, OSError)):
+        return DatabaseUnavailable()
+    return None
+
+
+async def migrate(dsn: str, directory: Path = SQL_DIR / "migrations") -> list[str]:
+    """Apply migrations not yet recorded, in file-name order; returns the ones applied."""
+    conn: Any = await asyncpg.connect(dsn)
+    applied: list[str] = []
+    try:
+        # One migrator at a time, even if several deploy jobs start together.
+        await conn.execute("SELECT pg_advisory_lock(7305521)")
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+        for path in sorted(directory.glob("*.sql")):
+            if path.stem in done:
+                continue
+            async with conn.transaction():
+                await conn.execute(path.read_text(encoding="utf-8"))
+                await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", path.stem)
+            log.info("applied migration", extra={"migration": path.stem})
+            applied.append(path.stem)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock(7305521)")
+        await conn.close()
+    return applied

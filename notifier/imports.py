@@ -1,0 +1,717 @@
+"""Recipient uploads: CSV or NDJSON streamed in, checked row by row, valid rows out for COPY.
+
+Memory stays bounded by one chunk plus one record (at most MAX_RECORD_BYTES), whatever the
+upload's size: nothing is kept per row but the first MAX_ERRORS error reports. Every value,
+in every column, is limited to MAX_VALUE_CHARS characters.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import functools
+import re
+from collections import Counter
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, AnyStr
+
+import orjson
+import phonenumbers
+from email_validator import EmailNotValidError, EmailSyntaxError, validate_email
+from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
+from phonenumbers import (
+    COUNTRY_CODE_TO_REGION_CODE,
+    SUPPORTED_REGIONS,
+    PhoneMetadata,
+    PhoneNumberDesc,
+)
+
+from notifier.errors import MalformedUpload
+from notifier.templates import resolve_locale
+
+Row = tuple[int, str, str | None, str | None, str, str]
+"""(line, external_id, email, phone in E.164, locale key, template variables as JSON)."""
+
+MAX_VALUE_CHARS = 1000
+MAX_EXTERNAL_ID_CHARS = 255
+MAX_COLUMNS = 200
+MAX_HEADER_BYTES = 64 * 1024
+MAX_RECORD_BYTES = 1024 * 1024
+MAX_ERRORS = 1000
+
+# The csv module's own limit is process-wide; raise it (never lower it) above the record
+# bound, so an oversized value is this module's rejection and never a csv.Error.
+csv.field_size_limit(max(csv.field_size_limit(), MAX_RECORD_BYTES + 1))
+
+_STANDARD_COLUMNS = ("external_id", "email", "phone", "locale")
+_BOM = b"\xef\xbb\xbf"
+# Fed to the csv reader after each batch of lines: parsed as a record of its own when the
+# batch ended between records, swallowed into the last record when a quoted value is open.
+_SENTINEL = "\x00"
+_LOCALE_CACHE_SIZE = 256
+
+
+# Contacts. phonenumbers and email_validator decide what is valid; each has a fast path for
+# plainly written values that reproduces the library's own steps with patterns compiled
+# once, and hands anything else to the library. The tests compare both on many inputs.
+
+CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]")
+_EMAIL_SHAPE = re.compile(
+    r"([A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*)@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)"
+)
+_CASELESS_MAILBOXES = frozenset(CASE_INSENSITIVE_MAILBOX_NAMES)
+_LONGEST_CASELESS = max(map(len, _CASELESS_MAILBOXES))
+_EMAIL_MAX = 254
+
+
+@functools.lru_cache(maxsize=4096)
+def _email_domain(domain: str) -> tuple[str, str] | None:
+    """The normalized and ASCII forms email_validator gives a domain; None sends the whole
+    address down the slow path (for its exact reason)."""
+    try:
+        checked = validate_email("a@" + domain, check_deliverability=False)
+    except EmailNotValidError:
+        return None
+    return checked.domain, checked.ascii_domain
+
+
+def normalize_email(value: str) -> str:
+    """email_validator's normalized form of an address; raises EmailNotValidError."""
+    shape = _EMAIL_SHAPE.fullmatch(value)
+    if shape is not None:
+        at = shape.end(1)
+        forms = _email_domain(value[at + 1:])
+        if forms is not None:
+            local = value[:at]
+            # A plain dot-atom local part is kept as written, except RFC 2142 role names.
+            if at <= _LONGEST_CASELESS and local.lower() in _CASELESS_MAILBOXES:
+                local = local.lower()
+            address = f"{local}@{forms[0]}"
+            size = len(address) if address.isascii() else len(address.encode())
+            if len(value) <= _EMAIL_MAX and size <= _EMAIL_MAX and at + 1 + len(
+                    forms[1]) <= _EMAIL_MAX:
+                return address
+    if CONTROL_CHARACTERS.search(value):
+        raise EmailSyntaxError("The email address contains control characters.")
+    return validate_email(value, check_deliverability=False).normalized
+
+
+_PHONE_START = frozenset("+0123456789")
+_UNDECIDED = "undecided"
+_CALLING_CODES = {str(code): code for code in COUNTRY_CODE_TO_REGION_CODE}
+_MAX_NSN = 17  # phonenumbers' _MAX_LENGTH_FOR_NSN
+
+
+def _compile(pattern: str | None) -> re.Pattern[str] | None:
+    return re.compile(pattern) if pattern else None
+
+
+def _validity(general: PhoneNumberDesc | None, types: list[tuple[tuple[int, ...], str]],
+              size: int) -> re.Pattern[str] | None:
+    """_is_number_matching_desc of the general desc and of any type, for one length."""
+    if general is None or not general.national_number_pattern or (
+            general.possible_length and size not in general.possible_length):
+        return None
+    alternatives = [f"(?:{pattern})" for lengths, pattern in types
+                    if not lengths or size in lengths]
+    if not alternatives:
+        return None
+    return re.compile(f"(?=(?:{general.national_number_pattern})\\Z)(?:{'|'.join(alternatives)})")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Plan:
+    """One region's metadata as phonenumbers' parse() and is_valid_number() use it."""
+
+    country_code: int
+    general: re.Pattern[str] | None
+    # By length of the national number: "the general pattern matches and so does the pattern
+    # of some number type", as one expression (None: no number of that length is valid).
+    valid_by_size: tuple[re.Pattern[str] | None, ...]
+    lengths: tuple[int, ...]
+    local_lengths: frozenset[int]
+    prefix: re.Pattern[str] | None
+    transform: str | None
+    leading: re.Pattern[str] | None
+    idd: re.Pattern[str] | None
+
+    @classmethod
+    def of(cls, metadata: PhoneMetadata | None) -> _Plan | None:
+        if metadata is None or metadata.country_code is None:
+            return None
+        general = metadata.general_desc
+        # _number_type_helper's order; mobile only when its pattern differs from fixed line.
+        descs = [metadata.premium_rate, metadata.toll_free, metadata.shared_cost,
+                 metadata.voip, metadata.personal_number, metadata.pager, metadata.uan,
+                 metadata.voicemail, metadata.fixed_line]
+        if not metadata.same_mobile_and_fixed_line_pattern:
+            descs.append(metadata.mobile)
+        types = [(d.possible_length, d.national_number_pattern) for d in descs
+                 if d is not None and d.national_number_pattern]
+        idd = metadata.international_prefix
+        return cls(
+            country_code=metadata.country_code,
+            general=_compile(general.national_number_pattern) if general else None,
+            valid_by_size=tuple(_validity(general, types, size) for size in range(_MAX_NSN + 1)),
+            lengths=tuple(general.possible_length if general else ()),
+            local_lengths=frozenset(general.possible_length_local_only if general else ()),
+            prefix=_compile(metadata.national_prefix_for_parsing),
+            transform=metadata.national_prefix_transform_rule,
+            leading=re.compile(metadata.leading_digits)
+            if metadata.leading_digits is not None else None,
+            idd=re.compile(idd) if idd is not None else None,
+        )
+
+    def is_valid(self, nsn: str) -> bool:
+        """_number_type_helper(nsn, metadata) != UNKNOWN, for at most _MAX_NSN digits."""
+        pattern = self.valid_by_size[len(nsn)]
+        return pattern is not None and pattern.fullmatch(nsn) is not None
+
+    def strip_national_prefix(self, number: str) -> str:
+        """parse()'s national prefix and carrier code step, kept only when the rest has a
+        possible length; _UNDECIDED where the library itself would fail."""
+        candidate, prefix = number, self.prefix
+        match = prefix.match(number) if prefix is not None and number else None
+        if prefix is not None and match is not None:
+            general = self.general
+            viable = general is not None and general.fullmatch(number) is not None
+            groups = match.groups()
+            if not self.transform:
+                candidate = number[match.end():]
+            elif not groups:
+                return _UNDECIDED
+            elif groups[-1] is None:
+                candidate = number[match.end():]
+            else:
+                candidate = prefix.sub(self.transform, number, count=1)
+            if viable and (general is None or general.fullmatch(candidate) is None):
+                candidate = number
+        size, lengths = len(candidate), self.lengths
+        if size in self.local_lengths or size < lengths[0]:
+            return number
+        if size == lengths[0] or size > lengths[-1] or size in lengths[1:]:
+            return candidate
+        return number
+
+
+@functools.cache
+def _region_plan(region: str) -> _Plan | None:
+    return _Plan.of(PhoneMetadata.metadata_for_region(region, None))
+
+
+@functools.cache
+def _calling_code_plan(country_code: int) -> _Plan | None:
+    regions = COUNTRY_CODE_TO_REGION_CODE[country_code]
+    return _Plan.of(PhoneMetadata.metadata_for_region_or_calling_code(country_code, regions[0]))
+
+
+@functools.cache
+def _number_plans(country_code: int) -> tuple[tuple[str, _Plan | None], ...]:
+    """is_valid_number's metadata: (region, plan) for each region sharing the code."""
+    regions = COUNTRY_CODE_TO_REGION_CODE.get(country_code, ())
+    if len(regions) == 1:
+        return ((regions[0], _calling_code_plan(country_code)),)
+    return tuple((region, _region_plan(region.upper())) for region in regions)
+
+
+def _is_valid_number(country_code: int, nsn: str) -> bool:
+    """phonenumbers.is_valid_number for a parsed number."""
+    plans = _number_plans(country_code)
+    if len(plans) == 1:
+        region, plan = plans[0]
+    else:
+        # _region_code_for_number_from_list: leading digits where given, else validity.
+        chosen = next((pair for pair in plans if pair[1] is not None and (
+            pair[1].leading.match(nsn) is not None if pair[1].leading is not None
+            else pair[1].is_valid(nsn))), None)
+        if chosen is None:
+            return False
+        region, plan = chosen
+    if plan is None or (region != "001" and plan.country_code != country_code):
+        return False
+    return plan.is_valid(nsn)
+
+
+class PhoneNormalizer:
+    """E.164 form of a number as phonenumbers parses and validates it, or None."""
+
+    def __init__(self, default_region: str | None) -> None:
+        region = default_region.upper() if default_region else None
+        if region is not None and region not in SUPPORTED_REGIONS:
+            raise ValueError(f"unknown phone region {default_region!r}")
+        self._region = region
+        self._home = _region_plan(region) if region else None
+
+    def e164(self, value: str) -> str | None:
+        found = self._fast(value)
+        if found is not _UNDECIDED:
+            return found
+        return None if CONTROL_CHARACTERS.search(value) else self.e164_by_library(value)
+
+    def e164_by_library(self, value: str) -> str | None:
+        try:
+            number = phonenumbers.parse(value, self._region)
+            if not phonenumbers.is_valid_number(number):
+                return None
+        except Exception:  # the library reads untrusted text: any failure means unusable
+            return None
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+    def _fast(self, value: str) -> str | None:
+        # Only a leading "+", digits and the separators " ().-": parse() then sees exactly
+        # these digits (no extension, RFC 3966 part or letters can be present).
+        if len(value) > 64 or value[0] not in _PHONE_START:
+            return _UNDECIDED
+        digits = value.replace("-", "").replace(" ", "")
+        if value[0] == "+":
+            digits = digits[1:]
+        if not (digits.isdigit() and digits.isascii()):
+            digits = digits.replace("(", "").replace(")", "").replace(".", "")
+            if not (digits.isdigit() and digits.isascii()):
+                return _UNDECIDED
+        if len(digits) < 3:
+            return _UNDECIDED
+        if value[0] == "+":
+            if digits[0] == "0":
+                return _UNDECIDED
+            for size in (1, 2, 3):
+                found = _CALLING_CODES.get(digits[:size])
+                if found is not None:
+                    break
+            else:
+                return _UNDECIDED
+            country_code = found
+            plan, national = _calling_code_plan(country_code), digits[size:]
+        elif self._home is None:
+            return None  # no region to read a national number in, as parse() refuses
+        else:
+            plan, national = self._home, digits
+            country_code = plan.country_code
+            if ((plan.idd is not None and plan.idd.match(digits) is not None)
+                    or digits.startswith(str(country_code))):
+                return _UNDECIDED
+        if plan is None or not plan.lengths:
+            return _UNDECIDED
+        if len(national) < 2:
+            return None
+        national = plan.strip_national_prefix(national)
+        if national is _UNDECIDED:
+            return _UNDECIDED
+        if len(national) < 2 or len(national) > _MAX_NSN:
+            return None
+        return f"+{country_code}{national}" if _is_valid_number(country_code, national) else None
+
+
+class UploadFormat(StrEnum):
+    """The body formats a recipient upload may use."""
+
+    CSV = "csv"
+    NDJSON = "ndjson"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecipientRules:
+    """What a campaign accepts: its channels, the locales with a template on every channel,
+    the default locale and phone region, and the extra columns its templates use."""
+
+    channels: frozenset[str]
+    locales: frozenset[str]
+    default_locale: str
+    default_region: str | None = None
+    variables: frozenset[str] = frozenset()
+
+
+class RecipientImport:
+    """One upload being read: iterate ``rows()``, then read the counts and errors."""
+
+    def __init__(self, chunks: AsyncIterable[bytes], upload_format: str,
+                 rules: RecipientRules) -> None:
+        self.accepted_candidates = 0
+        self.rejected = 0
+        self.errors: list[dict[str, Any]] = []
+        self._chunks = chunks
+        self._format = UploadFormat(upload_format)
+        self._rules = rules
+        self._phones = PhoneNormalizer(rules.default_region)
+        self._want_email = "email" in rules.channels
+        self._want_phone = "sms" in rules.channels
+        self._variables = tuple(sorted(rules.variables))
+        self._locales: dict[str, str | None] = {}
+        # The byte stream: the unfinished last line, and the number of the next line.
+        self._carry = bytearray()
+        self._line = 1
+        self._started = False
+        self._skipping = False
+        self._seen_record = False
+        self._nul_seen = False
+        # CSV only: the header, and the lines of a record whose quoted value is still open.
+        self._columns: tuple[str, ...] | None = None
+        self._index: dict[str, int] = {}
+        self._var_index: tuple[tuple[str, int], ...] = ()
+        self._pad = False
+        self._pending: list[str] = []
+        self._pending_bad: list[int] = []
+        self._pending_line = 0
+        self._pending_size = 0
+        self._parsed_size = 0
+
+    async def rows(self) -> AsyncIterator[Row]:
+        """Valid rows in file order. Raises MalformedUpload when the file as a whole cannot
+        be read, before any row when the problem is in its first lines."""
+        async for chunk in self._chunks:
+            if chunk:
+                for row in self._feed(bytes(chunk), final=False):
+                    self.accepted_candidates += 1
+                    yield row
+        for row in self._feed(b"", final=True):
+            self.accepted_candidates += 1
+            yield row
+
+    def _reject(self, line: int, message: str) -> None:
+        self.rejected += 1
+        if len(self.errors) < MAX_ERRORS:
+            self.errors.append({"line": line, "message": message})
+
+    # The byte stream: BOM, whole lines, over-long lines.
+
+    def _feed(self, chunk: bytes, *, final: bool) -> list[Row]:
+        if not self._started:
+            self._carry += chunk
+            if len(self._carry) < len(_BOM) and not final:
+                return []
+            self._started = True
+            chunk = bytes(self._carry).removeprefix(_BOM)
+            self._carry = bytearray()
+        if self._skipping:
+            cut = chunk.find(b"\n")
+            if cut < 0:
+                return self._finish() if final else []
+            chunk = chunk[cut + 1:]
+            self._skipping = False
+        # The unfinished line grows in place, and is copied once when its end arrives, so
+        # a long line trickling in through small chunks costs linear time.
+        cut = len(chunk) if final else chunk.rfind(b"\n") + 1
+        if not cut and not final:
+            self._carry += chunk
+            if len(self._carry) > self._line_limit():
+                self._too_long()
+            return []
+        body = bytes(self._carry) + chunk[:cut] if self._carry else chunk[:cut]
+        self._carry = bytearray(chunk[cut:])
+        out = self._parse(body, final) if body or (final and self._pending) else []
+        if final:
+            out.extend(self._finish())
+        elif len(self._carry) > self._line_limit():
+            self._too_long()
+        return out
+
+    def _parse(self, body: bytes, final: bool) -> list[Row]:
+        if self._format is UploadFormat.CSV:
+            return self._parse_csv(body, final)
+        return self._parse_ndjson(body)
+
+    def _line_limit(self) -> int:
+        header = self._format is UploadFormat.CSV and self._columns is None
+        return MAX_HEADER_BYTES if header else MAX_RECORD_BYTES
+
+    def _too_long(self) -> None:
+        limit = self._line_limit()
+        if not self._seen_record or (self._columns is None and self._format is UploadFormat.CSV):
+            text, _ = codecs.utf_8_decode(self._carry, "replace", False)
+            if "\ufffd" in text:
+                raise MalformedUpload("the file is not UTF-8 text")
+            raise MalformedUpload(f"line {self._line} is longer than {limit // 1024} KB; "
+                                  "the first line must be a short header or record")
+        if self._pending:
+            raise MalformedUpload(f"line {self._pending_line}: a record runs past "
+                                  f"{limit // 1024} KB; is a closing quote missing?")
+        self._reject(self._line, f"longer than {limit // 1024} KB")
+        self._line += 1
+        self._carry = bytearray()
+        self._skipping = True
+
+    def _finish(self) -> list[Row]:
+        if not self._seen_record:
+            raise MalformedUpload("the upload is empty")
+        return []
+
+    # CSV.
+
+    def _parse_csv(self, body: bytes, final: bool) -> list[Row]:
+        lines, bad = self._decode(body)
+        first = self._line
+        self._line += len(lines)
+        if self._pending:
+            # Re-read an open record only once its size has doubled: a record split over
+            # many chunks costs linear time, not quadratic.
+            self._pending.extend(lines)
+            self._pending_bad.extend(bad)
+            self._pending_size += len(body)
+            if (not final and self._pending_size < 2 * self._parsed_size
+                    and self._pending_size <= MAX_RECORD_BYTES):
+                return []
+            lines, bad, first = self._pending, self._pending_bad, self._pending_line
+            self._pending, self._pending_bad = [], []
+        return self._records(lines, bad, first, final)
+
+    def _decode(self, body: bytes) -> tuple[list[str], list[int]]:
+        """Physical lines, each with its line break, and the numbers of those not UTF-8."""
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            lines, bad = [], []
+            for i, raw in enumerate(_split_keepends(body)):
+                try:
+                    lines.append(raw.decode("utf-8"))
+                except UnicodeDecodeError:
+                    lines.append(raw.decode("utf-8", "replace"))
+                    bad.append(self._line + i)
+            self._nul_seen = self._nul_seen or b"\x00" in body
+            return lines, bad
+        self._nul_seen = self._nul_seen or "\x00" in text
+        lines = text.splitlines(keepends=True)
+        # splitlines() also breaks at \r, \v, \x1c… inside values; only \n ends a line.
+        if len(lines) != text.count("\n") + (not text.endswith("\n")):
+            lines = _split_keepends(text)
+        return lines, []
+
+    def _records(self, lines: list[str], bad: list[int], first: int, final: bool) -> list[Row]:
+        count = len(lines)
+        lines.append(_SENTINEL)
+        reader = csv.reader(lines)
+        out: list[Row] = []
+        start = 0
+        while True:
+            try:
+                for fields in reader:
+                    end = reader.line_num
+                    if end > count:
+                        if start < count:
+                            self._unfinished(lines, bad, first + start, start, count, final)
+                        return out
+                    line = first + start
+                    if bad and any(line <= b < first + end for b in bad):
+                        self._bad_record(line, "not valid UTF-8")
+                    elif fields:
+                        self._seen_record = True
+                        self._csv_record(fields, line, out)
+                    start = end
+                return out
+            except csv.Error as exc:
+                if reader.line_num > count:
+                    self._unfinished(lines, bad, first + start, start, count, final)
+                    return out
+                self._bad_record(first + start, f"not valid CSV ({exc})")
+                start = reader.line_num
+
+    def _bad_record(self, line: int, message: str) -> None:
+        self._seen_record = True
+        if self._columns is None:
+            reason = "the file is not UTF-8 text" if "UTF-8" in message else message
+            raise MalformedUpload(f"line {line}: {reason}")
+        self._reject(line, message)
+
+    def _unfinished(self, lines: list[str], bad: list[int], line: int, start: int, count: int,
+                    final: bool) -> None:
+        """A record whose quoted value is still open when the lines read so far run out."""
+        limit = MAX_HEADER_BYTES if self._columns is None else MAX_RECORD_BYTES
+        if final:
+            self._bad_record(line, "a quoted value is not closed before the end of the file")
+            return
+        self._pending = lines[start:count]
+        self._pending_bad = [b for b in bad if b >= line]
+        self._pending_line = line
+        self._pending_size = self._parsed_size = sum(map(len, self._pending))
+        if self._pending_size > limit:
+            raise MalformedUpload(f"line {line}: a record runs past {limit // 1024} KB; "
+                                  "is a closing quote missing?")
+
+    def _csv_record(self, fields: list[str], line: int, out: list[Row]) -> None:
+        columns = self._columns
+        if columns is None:
+            self._read_header(fields)
+            return
+        if len(fields) != len(columns):
+            if len(fields) > len(columns):
+                self._reject(line, f"{len(fields)} values but the header has {len(columns)} "
+                             "columns")
+                return
+            fields.extend([""] * (len(columns) - len(fields)))
+        if max(map(len, fields)) > MAX_VALUE_CHARS:
+            name = next(c for c, v in zip(columns, fields, strict=True)
+                        if len(v) > MAX_VALUE_CHARS)
+            self._reject(line, f"{name}: value longer than {MAX_VALUE_CHARS} characters")
+            return
+        if self._nul_seen:
+            for name, value in zip(columns, fields, strict=True):
+                if "\x00" in value:
+                    self._reject(line, f"{name}: contains a NUL character")
+                    return
+        if self._pad:
+            fields.append("")
+        index = self._index
+        row = self._accept(
+            line, fields[index["external_id"]], fields[index["email"]],
+            fields[index["phone"]], fields[index["locale"]],
+            {name: fields[i] for name, i in self._var_index},
+        )
+        if isinstance(row, str):
+            self._reject(line, row)
+        else:
+            out.append(row)
+
+    def _read_header(self, fields: list[str]) -> None:
+        if len(fields) > MAX_COLUMNS:
+            raise MalformedUpload(f"the header has {len(fields)} columns; at most "
+                                  f"{MAX_COLUMNS} are allowed")
+        names = []
+        for number, raw in enumerate(fields, 1):
+            name = raw.strip()
+            if name.lower() in _STANDARD_COLUMNS:
+                name = name.lower()
+            if not name or "\x00" in name:
+                raise MalformedUpload(f"header column {number} has no name")
+            names.append(name)
+        repeated = sorted(name for name, n in Counter(names).items() if n > 1)
+        if repeated:
+            raise MalformedUpload("the header repeats column " + ", ".join(map(repr, repeated)))
+        if "external_id" not in names:
+            raise MalformedUpload("the first line must be a header naming the columns, "
+                                  "with an 'external_id' column")
+        missing = sorted(self._rules.variables - set(names))
+        if missing:
+            raise MalformedUpload("the header lacks columns the templates use: "
+                                  + ", ".join(missing))
+        contacts = [c for c, wanted in (("email", self._want_email), ("phone", self._want_phone))
+                    if wanted]
+        if not any(c in names for c in contacts):
+            raise MalformedUpload(f"the header has no {' or '.join(map(repr, contacts))} "
+                                  "column, which this campaign's channels need")
+        self._columns = tuple(names)
+        # A missing standard column reads as an empty value padded onto the end of each row.
+        self._index = {c: names.index(c) if c in names else len(names) for c in _STANDARD_COLUMNS}
+        self._pad = any(c not in names for c in _STANDARD_COLUMNS)
+        self._var_index = tuple((name, names.index(name)) for name in self._variables)
+
+    # NDJSON.
+
+    def _parse_ndjson(self, body: bytes) -> list[Row]:
+        out: list[Row] = []
+        parts = body.split(b"\n")
+        if not parts[-1]:
+            parts.pop()
+        line = self._line
+        self._line += len(parts)
+        for raw in parts:
+            try:
+                record = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                if raw.strip():
+                    self._bad_json(raw, line)
+                line += 1
+                continue
+            if type(record) is dict:
+                self._seen_record = True
+                self._json_record(record, line, b"\\u0000" in raw, out)
+            else:
+                self._bad_json(raw, line)
+            line += 1
+        return out
+
+    def _bad_json(self, raw: bytes, line: int) -> None:
+        try:
+            raw.decode("utf-8")
+            reason = "not a JSON object"
+        except UnicodeDecodeError:
+            reason = "not valid UTF-8"
+        if not self._seen_record:
+            raise MalformedUpload(f"line {line} is {reason}; the body must be NDJSON, "
+                                  "one JSON object per line")
+        self._reject(line, reason)
+
+    def _json_record(self, record: dict[str, Any], line: int, nul: bool,
+                     out: list[Row]) -> None:
+        if len(record) > MAX_COLUMNS:
+            self._reject(line, f"more than {MAX_COLUMNS} fields")
+            return
+        values: dict[str, str] = {}
+        for key, value in record.items():
+            kind = type(value)
+            if kind is str:
+                text = value
+            elif kind is int or kind is float:
+                text = str(value)
+            elif value is None:
+                text = ""
+            else:
+                self._reject(line, f"{key}: must be a string or a number")
+                return
+            if len(text) > MAX_VALUE_CHARS:
+                self._reject(line, f"{key}: value longer than {MAX_VALUE_CHARS} characters")
+                return
+            if nul and "\x00" in text:
+                self._reject(line, f"{key}: contains a NUL character")
+                return
+            values[key] = text
+        row = self._accept(
+            line, values.get("external_id", ""), values.get("email", ""),
+            values.get("phone", ""), values.get("locale", ""),
+            {name: values.get(name, "") for name in self._variables},
+        )
+        if isinstance(row, str):
+            self._reject(line, row)
+        else:
+            out.append(row)
+
+    # One record's values.
+
+    def _accept(self, line: int, external_id: str, email: str, phone: str, locale: str,
+                variables: dict[str, str]) -> Row | str:
+        """The row to store, or why it is rejected."""
+        external_id = external_id.strip()
+        if not external_id:
+            return "external_id: missing"
+        if len(external_id) > MAX_EXTERNAL_ID_CHARS:
+            return f"external_id: longer than {MAX_EXTERNAL_ID_CHARS} characters"
+        address = number = None
+        email = email.strip(" ")
+        if email and self._want_email:
+            try:
+                address = normalize_email(email)
+            except EmailNotValidError as exc:
+                return f"email: {exc}"
+        phone = phone.strip(" ")
+        if phone and self._want_phone:
+            number = self._phones.e164(phone)
+            if number is None:
+                return "phone: not a valid number"
+        if address is None and number is None:
+            return "no email or phone for this campaign's channels"
+        key = self._locale(locale)
+        if key is None:
+            shown = locale.strip() or self._rules.default_locale
+            return f"locale: no template for {shown[:40]!r}"
+        return (line, external_id, address, number, key,
+                orjson.dumps(variables).decode() if variables else "{}")
+
+    def _locale(self, requested: str) -> str | None:
+        try:
+            return self._locales[requested]
+        except KeyError:
+            found = resolve_locale(requested, self._rules.locales, self._rules.default_locale)
+            if len(self._locales) < _LOCALE_CACHE_SIZE:
+                self._locales[requested] = found
+            return found
+
+
+def _split_keepends(text: AnyStr) -> list[AnyStr]:
+    """Lines split at \\n only, each keeping its \\n; the last one may lack it."""
+    newline: Any = "\n" if isinstance(text, str) else b"\n"
+    parts = text.split(newline)
+    last = parts.pop()
+    lines = [part + newline for part in parts]
+    if last:
+        lines.append(last)
+    return lines

@@ -1,0 +1,92 @@
+"""API keys: created with a secret shown once, stored as a hash, checked on every request."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from notifier.db import queries
+from notifier.errors import Forbidden, Unauthorized, ValidationFailed
+
+SCOPES = frozenset({"campaigns:read", "campaigns:write", "keys:admin"})
+MAX_LIFETIME_DAYS = 90
+_PREFIX = "nk_"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApiKey:
+    """An authenticated caller."""
+
+    id: uuid.UUID
+    scopes: frozenset[str]
+
+    def require(self, scope: str) -> None:
+        """Refuse the call unless the key carries `scope`."""
+        if scope not in self.scopes:
+            raise Forbidden(f"this API key lacks the {scope!r} scope")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewKey:
+    """A freshly created key; `secret` exists only here, never in storage."""
+
+    id: uuid.UUID
+    name: str
+    scopes: tuple[str, ...]
+    expires_at: datetime
+    secret: str
+
+
+def _hash(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
+
+
+async def create(conn: asyncpg.Connection, *, name: str, scopes: list[str],
+                 expires_in_days: int) -> NewKey:
+    """Store a new key and return its secret, which is shown once."""
+    problems = []
+    if not name.strip() or len(name) > 200:
+        problems.append({"field": "name", "message": "1 to 200 characters"})
+    if not scopes or set(scopes) - SCOPES:
+        problems.append({"field": "scopes", "message": f"a non-empty subset of {sorted(SCOPES)}"})
+    if not 1 <= expires_in_days <= MAX_LIFETIME_DAYS:
+        problems.append(
+            {"field": "expires_in_days", "message": f"between 1 and {MAX_LIFETIME_DAYS}"}
+        )
+    if problems:
+        raise ValidationFailed("the key is not valid", errors=problems)
+    prefix = secrets.token_hex(6)
+    secret = f"{_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+    key_id = uuid.uuid4()
+    expires_at = datetime.now(UTC) + timedelta(days=expires_in_days)
+    await conn.execute(
+        queries["insert_key"], key_id, name.strip(), prefix, _hash(secret), sorted(set(scopes)),
+        expires_at,
+    )
+    return NewKey(id=key_id, name=name.strip(), scopes=tuple(sorted(set(scopes))),
+                  expires_at=expires_at, secret=secret)
+
+
+async def authenticate(conn: asyncpg.Connection, authorization: str | None) -> ApiKey:
+    """The key behind a `Bearer` header, checked against storage on every request."""
+    if not authorization or not authorization.startswith("Bearer "):
+        raise Unauthorized("send 'Authorization: Bearer <api key>'")
+    secret = authorization[len("Bearer "):].strip()
+    parts = secret.split("_")
+    if len(parts) < 3 or not secret.startswith(_PREFIX):
+        raise Unauthorized("the API key is not valid")
+    row = await conn.fetchrow(queries["key_by_prefix"], parts[1])
+    # Compare even when no row matched, so timing does not tell which prefixes exist.
+    stored = row["secret_hash"] if row is not None else b"\0" * 32
+    if not hmac.compare_digest(stored, _hash(secret)) or row is None:
+        raise Unauthorized("the API key is not valid")
+    if row["revoked_at"] is not None or row["expires_at"] <= datetime.now(UTC):
+        raise Unauthorized("the API key has expired or was revoked")
+    await conn.execute(queries["touch_key"], row["id"])
+    return ApiKey(id=row["id"], scopes=frozenset(row["scopes"]))

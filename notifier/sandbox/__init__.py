@@ -1,0 +1,48 @@
+"""Local protocol peers: an SMTP server and a Twilio-compatible HTTP API on 127.0.0.1.
+
+The real aiosmtplib and twilio clients talk to them unchanged; only the SMTP host and port
+and the Twilio base URL are pointed here. The same sandbox serves the demo, the tests and
+the benchmarks. Defaults: SMTP on 2525, HTTP on 8025.
+
+Fault injection is chosen by the recipient, so a test can mix outcomes in one batch:
+
+Email (recipient's local part, case-insensitive):
+    ``reject-…`` → 550 5.1.1, ``tempfail-…`` → 451 4.3.0, ``greylist-…`` → 450 4.2.0 once
+    per address then accepted, ``drop-…`` → connection closed without reply, ``spam-…`` →
+    554 5.7.1 after DATA.
+
+SMS (Twilio's magic test numbers, plus a few of ours):
+    To +15005550001 → 400/21211, +15005550002 → 400/21612, +15005550003 → 400/21408,
+    +15005550004 → 400/21610, +15005550009 → 400/21614; To +1500555300N (N = 3…8) → accepted,
+    then an "undelivered" callback with ErrorCode 3000N; From +15005550001 → 21212,
+    +15005550007 → 21606, +15005550008 → 21611.
+
+Runtime knobs (``POST /_sandbox/faults`` or ``Sandbox.faults``): ``sms_throttle_rate``
+(429/20429), ``sms_retry_after``, ``sms_error_rate`` (500/20500), ``sms_undelivered`` (a list
+of numbers → undelivered/30003), ``smtp_tempfail_rate`` (451 4.7.1 at RCPT),
+``smtp_disconnect_rate`` (connection dropped at MAIL), ``callback_delay``. Rates apply
+deterministically: 0.25 refuses exactly every fourth request.
+"""
+
+from notifier.sandbox.faults import Faults
+from notifier.sandbox.inbox import Inbox, Received
+from notifier.sandbox.server import (
+    DEFAULT_ACCOUNT_SID,
+    DEFAULT_AUTH_TOKEN,
+    DEFAULT_HTTP_PORT,
+    DEFAULT_SMTP_PORT,
+    Sandbox,
+    serve,
+)
+
+__all__ = [
+    "DEFAULT_ACCOUNT_SID",
+    "DEFAULT_AUTH_TOKEN",
+    "DEFAULT_HTTP_PORT",
+    "DEFAULT_SMTP_PORT",
+    "Faults",
+    "Inbox",
+    "Received",
+    "Sandbox",
+    "serve",
+]

@@ -1,0 +1,261 @@
+-- create_import_staging --
+-- Where one upload's validated rows land (COPY) before they are merged in one statement.
+CREATE TEMP TABLE import_staging (
+    line integer, external_id text, email text, phone text, locale text, vars jsonb
+) ON COMMIT DROP
+
+-- merge_import --
+-- Move staged rows into the campaign; the first occurrence of an external id wins and rows
+-- whose id the campaign already has are duplicates (their lines are reported, up to $2).
+WITH ranked AS (
+    SELECT s.*, row_number() OVER (PARTITION BY s.external_id ORDER BY s.line) AS rn
+    FROM import_staging s
+), inserted AS (
+    INSERT INTO recipients (campaign_id, id, external_id, email, phone, locale, vars)
+    SELECT $1, nextval('recipients_id_seq'), external_id, email, phone, locale, vars
+    FROM ranked WHERE rn = 1
+    ORDER BY line
+    ON CONFLICT (campaign_id, external_id) DO NOTHING
+    RETURNING external_id
+), dup AS (
+    SELECT r.line FROM ranked r
+    WHERE r.rn > 1 OR NOT EXISTS (SELECT 1 FROM inserted i WHERE i.external_id = r.external_id)
+)
+SELECT (SELECT count(*) FROM inserted) AS inserted,
+       (SELECT count(*) FROM dup) AS duplicates,
+       ARRAY(SELECT line FROM dup ORDER BY line LIMIT $2) AS duplicate_lines
+
+-- create_deliveries --
+-- At launch: one pending delivery per recipient reachable on the channel, each with its code.
+WITH made AS (
+    INSERT INTO deliveries (campaign_id, id, recipient_id, channel, verification_code)
+    SELECT $1, nextval('deliveries_id_seq'), r.id, $2, new_verification_code()
+    FROM recipients r
+    WHERE r.campaign_id = $1
+      AND (CASE WHEN $2 = 'email' THEN r.email ELSE r.phone END) IS NOT NULL
+    ORDER BY r.id
+    RETURNING 1
+)
+INSERT INTO delivery_counts (campaign_id, channel, status, shard, n)
+SELECT $1, $2, 'pending', 0, count(*) FROM made
+ON CONFLICT (campaign_id, channel, status, shard) DO UPDATE SET n = delivery_counts.n + EXCLUDED.n
+RETURNING n
+
+-- claim_batch --
+-- Take up to $3 due pending deliveries of one campaign and channel under a lease of $5 s.
+WITH picked AS (
+    SELECT id FROM deliveries
+    WHERE campaign_id = $1 AND channel = $2 AND status = 'pending'
+      AND (next_attempt_at IS NULL OR next_attempt_at <= now())
+    ORDER BY id
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+), moved AS (
+    UPDATE deliveries d
+    SET status = 'sending', claim = $4, lease_until = now() + make_interval(secs => $5),
+        attempts = d.attempts + 1, updated_at = now()
+    FROM picked
+    WHERE d.campaign_id = $1 AND d.id = picked.id
+    RETURNING d.id, d.recipient_id, d.verification_code, d.attempts
+), counted AS (
+    INSERT INTO delivery_counts (campaign_id, channel, status, shard, n)
+    SELECT $1, $2, v.status, $6, v.sign * (SELECT count(*) FROM moved)
+    FROM (VALUES ('pending', -1), ('sending', 1)) AS v(status, sign)
+    WHERE EXISTS (SELECT 1 FROM moved)
+    ON CONFLICT (campaign_id, channel, status, shard)
+    DO UPDATE SET n = delivery_counts.n + EXCLUDED.n
+)
+SELECT m.id, m.verification_code, m.attempts, r.external_id, r.email, r.phone, r.locale,
+       r.vars::text AS vars
+FROM moved m JOIN recipients r ON r.campaign_id = $1 AND r.id = m.recipient_id
+ORDER BY m.id
+
+-- record_results --
+-- A batch's outcomes in one statement. A status that a provider callback already advanced
+-- is kept; a claim that is no longer ours (lease reclaimed) is left alone.
+WITH r AS (
+    SELECT * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[],
+                         $6::double precision[])
+        AS r(id, outcome, provider_message_id, error, retry_in)
+), cur AS (
+    SELECT d.id, d.channel, d.status AS was, d.attempts, r.outcome,
+           r.provider_message_id, r.error, r.retry_in
+    FROM deliveries d JOIN r ON d.id = r.id
+    WHERE d.campaign_id = $1 AND d.claim = $7
+    FOR UPDATE OF d
+), decided AS (
+    SELECT cur.*, CASE
+        WHEN was <> 'sending' THEN was
+        WHEN outcome = 'sent' THEN 'sent'
+        WHEN outcome = 'permanent' THEN 'failed'
+        WHEN outcome = 'transient' AND attempts >= $8 THEN 'failed'
+        WHEN (SELECT state FROM campaigns WHERE id = $1) = 'cancelled' THEN 'cancelled'
+        ELSE 'pending' END AS becomes
+    FROM cur
+), moved AS (
+    UPDATE deliveries d SET
+        status = x.becomes,
+        claim = NULL,
+        lease_until = NULL,
+        attempts = CASE WHEN x.outcome IN ('throttled', 'released') THEN d.attempts - 1
+                        ELSE d.attempts END,
+        next_attempt_at = CASE WHEN x.becomes = 'pending'
+                               THEN now() + make_interval(secs => x.retry_in) END,
+        provider_message_id = coalesce(d.provider_message_id, x.provider_message_id),
+        last_error = coalesce(x.error, d.last_error),
+        sent_at = CASE WHEN x.outcome = 'sent' THEN coalesce(d.sent_at, now()) ELSE d.sent_at END,
+        failed_at = CASE WHEN x.becomes = 'failed' AND x.was <> 'failed' THEN now()
+                         ELSE d.failed_at END,
+        updated_at = now()
+    FROM decided x
+    WHERE d.campaign_id = $1 AND d.id = x.id
+    RETURNING d.id, d.channel, x.was, x.becomes, x.outcome, d.provider_message_id, x.error
+), counted AS (
+    INSERT INTO delivery_counts (campaign_id, channel, status, shard, n)
+    SELECT $1, channel, status, $9, sum(n) FROM (
+        SELECT channel, becomes AS status, 1 AS n FROM moved WHERE becomes <> was
+        UNION ALL
+        SELECT channel, was, -1 FROM moved WHERE becomes <> was
+    ) AS delta
+    GROUP BY channel, status
+    ON CONFLICT (campaign_id, channel, status, shard)
+    DO UPDATE SET n = delivery_counts.n + EXCLUDED.n
+), logged AS (
+    INSERT INTO delivery_events (campaign_id, delivery_id, status, provider_message_id, detail)
+    SELECT $1, id, CASE WHEN outcome = 'sent' THEN 'sent' ELSE becomes END,
+           provider_message_id, error
+    FROM moved
+    WHERE outcome = 'sent' OR (becomes <> was AND outcome <> 'released')
+)
+SELECT becomes AS status, count(*)::int AS n FROM moved GROUP BY becomes
+
+-- reclaim_expired --
+-- Deliveries whose worker's lease ran out go back to pending, flagged: the provider may
+-- have accepted them before the worker died.
+WITH moved AS (
+    UPDATE deliveries
+    SET status = 'pending', claim = NULL, lease_until = NULL, possible_duplicate = true,
+        next_attempt_at = NULL, updated_at = now()
+    WHERE campaign_id = $1 AND status = 'sending' AND lease_until < now()
+    RETURNING id, channel
+), counted AS (
+    INSERT INTO delivery_counts (campaign_id, channel, status, shard, n)
+    SELECT $1, m.channel, v.status, $2, v.sign * count(*)
+    FROM moved m CROSS JOIN (VALUES ('pending', 1), ('sending', -1)) AS v(status, sign)
+    GROUP BY m.channel, v.status, v.sign
+    ON CONFLICT (campaign_id, channel, status, shard)
+    DO UPDATE SET n = delivery_counts.n + EXCLUDED.n
+), logged AS (
+    INSERT INTO delivery_events (campaign_id, delivery_id, status, detail)
+    SELECT $1, id, 'pending', 'lease expired: the provider may have accepted it' FROM moved
+)
+SELECT count(*)::int FROM moved
+
+-- cancel_pending --
+-- Every delivery not yet handed to a provider is cancelled.
+WITH moved AS (
+    UPDATE deliveries
+    SET status = 'cancelled', claim = NULL, next_attempt_at = NULL, updated_at = now()
+    WHERE campaign_id = $1 AND status = 'pending'
+    RETURNING id, channel
+), counted AS (
+    INSERT INTO delivery_counts (campaign_id, channel, status, shard, n)
+    SELECT $1, m.channel, v.status, $2, v.sign * count(*)
+    FROM moved m CROSS JOIN (VALUES ('cancelled', 1), ('pending', -1)) AS v(status, sign)
+    GROUP BY m.channel, v.status, v.sign
+    ON CONFLICT (campaign_id, channel, status, shard)
+    DO UPDATE SET n = delivery_counts.n + EXCLUDED.n
+), logged AS (
+    INSERT INTO delivery_events (campaign_id, delivery_id, status, detail)
+    SELECT $1, id, 'cancelled', 'campaign cancelled' FROM moved
+)
+SELECT count(*)::int FROM moved
+
+-- channel_work --
+-- What is left on one channel: anything due now, the earliest retry, anything in flight.
+SELECT
+    EXISTS (SELECT 1 FROM deliveries
+            WHERE campaign_id = $1 AND channel = $2 AND status = 'pending'
+              AND (next_attempt_at IS NULL OR next_attempt_at <= now())) AS due,
+    (SELECT min(next_attempt_at) FROM deliveries
+     WHERE campaign_id = $1 AND channel = $2 AND status = 'pending') AS next_at,
+    EXISTS (SELECT 1 FROM deliveries
+            WHERE campaign_id = $1 AND channel = $2 AND status = 'sending') AS in_flight
+
+-- provider_status --
+-- A provider's receipt for one delivery. Only forward moves from the given states are made;
+-- a terminal status is never overwritten, so replays and late events change nothing.
+WITH cur AS (
+    SELECT id, channel, status AS was FROM deliveries
+    WHERE campaign_id = $1 AND id = $2
+      AND (provider_message_id IS NULL OR provider_message_id = $4)
+    FOR UPDATE
+), moved AS (
+    UPDATE deliveries d SET
+        status = $3,
+        provider_message_id = coalesce(d.provider_message_id, $4),
+        last_error = coalesce($5, d.last_error),
+        sent_at = CASE WHEN $3 IN ('sent', 'delivered') THEN coalesce(d.sent_at, now())
+                       ELSE d.sent_at END,
+        delivered_at = CASE WHEN $3 = 'delivered' THEN now() ELSE d.delivered_at END,
+        failed_at = CASE WHEN $3 = 'failed' THEN now() ELSE d.failed_at END,
+        next_attempt_at = NULL,
+        updated_at = now()
+    FROM cur
+    WHERE d.campaign_id = $1 AND d.id = cur.id AND cur.was = ANY($6::text[])
+    RETURNING d.id, d.channel, cur.was
+), counted AS (
+    INSERT INTO delivery_counts (campaign_id, channel, status, shard, n)
+    SELECT $1, m.channel, v.status, $7, v.sign
+    FROM moved m CROSS JOIN LATERAL (VALUES ($3::text, 1), (m.was, -1)) AS v(status, sign)
+    ON CONFLICT (campaign_id, channel, status, shard)
+    DO UPDATE SET n = delivery_counts.n + EXCLUDED.n
+), logged AS (
+    INSERT INTO delivery_events (campaign_id, delivery_id, status, provider_message_id, detail)
+    SELECT $1, id, $3, $4, $5 FROM moved
+)
+SELECT (SELECT count(*) FROM cur)::int AS found, (SELECT count(*) FROM moved)::int AS moved
+
+-- list_deliveries --
+-- One page of a campaign's deliveries, keyset-paginated on the delivery id.
+SELECT d.id, r.external_id AS recipient_external_id, d.channel, d.status, d.attempts,
+       d.provider_message_id, d.last_error, d.sent_at, d.delivered_at, d.updated_at,
+       d.possible_duplicate
+FROM deliveries d
+JOIN recipients r ON r.campaign_id = d.campaign_id AND r.id = d.recipient_id
+WHERE d.campaign_id = $1
+  AND ($2::text IS NULL OR d.status = $2)
+  AND ($3::text IS NULL OR d.channel = $3)
+  AND ($4::bigint IS NULL OR d.id > $4)
+ORDER BY d.id
+LIMIT $5
+
+-- report_rows --
+-- Every delivery of a campaign with its final status and the time of each transition.
+SELECT r.external_id, d.channel, d.status, d.attempts, d.provider_message_id,
+       d.last_error, d.possible_duplicate, c.launched_at AS queued_at, d.sent_at,
+       d.delivered_at, d.failed_at, d.updated_at
+FROM deliveries d
+JOIN recipients r ON r.campaign_id = d.campaign_id AND r.id = d.recipient_id
+JOIN campaigns c ON c.id = d.campaign_id
+WHERE d.campaign_id = $1
+ORDER BY d.id
+
+-- recipient_deliveries --
+-- Every delivery to one account across campaigns, newest campaign first.
+SELECT c.id AS campaign_id, c.name AS campaign_name, c.incident_ref, d.channel, d.status,
+       d.attempts, d.sent_at, d.delivered_at, d.updated_at, d.last_error
+FROM recipients r
+JOIN deliveries d ON d.campaign_id = r.campaign_id AND d.recipient_id = r.id
+JOIN campaigns c ON c.id = r.campaign_id
+WHERE r.external_id = $1
+ORDER BY c.seq DESC, d.channel
+LIMIT $2
+
+-- verify_code --
+-- Whether a code belongs to a notice this service sent; reveals no personal data.
+SELECT c.name AS campaign, d.channel, d.sent_at
+FROM deliveries d JOIN campaigns c ON c.id = d.campaign_id
+WHERE d.verification_code = $1
+  AND (d.sent_at IS NOT NULL OR d.status IN ('sending', 'sent', 'delivered'))
+LIMIT 1

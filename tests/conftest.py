@@ -1,0 +1,120 @@
+"""Real Postgres and Redis for every test: the ones named by NOTIFIER_TEST_DATABASE_URL and
+NOTIFIER_TEST_REDIS_URL, or embedded ones started here when those are not set."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+
+from notifier import keys
+from notifier.db import migrate
+from notifier.embedded import EmbeddedServices
+from notifier.settings import Settings
+from notifier.stack import LocalStack
+
+_CLEAN = """
+DO $$
+DECLARE r record;
+BEGIN
+    FOR r IN SELECT c.relname FROM pg_inherits i
+             JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
+             WHERE p.relname IN ('recipients', 'deliveries', 'delivery_events')
+    LOOP
+        EXECUTE format('DROP TABLE %I', r.relname);
+    END LOOP;
+    TRUNCATE campaigns, delivery_counts, api_keys CASCADE;
+END $$;
+"""
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+@pytest.fixture(scope="session")
+def servers() -> Iterator[tuple[str, str]]:
+    """(Postgres server URL, Redis URL): configured ones, or embedded ones under a temp dir."""
+    db_url = os.environ.get("NOTIFIER_TEST_DATABASE_URL")
+    redis_url = os.environ.get("NOTIFIER_TEST_REDIS_URL")
+    embedded = EmbeddedServices(Path(tempfile.mkdtemp(prefix="notifier-test-")))
+    embedded.start(postgres=not db_url, redis=not redis_url)
+    try:
+        yield (db_url or embedded.database_url or "", redis_url or embedded.redis_url or "")
+    finally:
+        embedded.stop()
+
+
+@pytest.fixture(scope="session")
+async def database_url(servers: tuple[str, str]) -> AsyncIterator[str]:
+    """A database of its own for this test session, migrated, dropped at the end."""
+    server_url = servers[0]
+    name = f"notifier_test_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = _with_database(server_url, name)
+    await migrate(url)
+    yield url
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def db(database_url: str, servers: tuple[str, str]) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to a database emptied before the test; Redis is flushed too."""
+    conn = await asyncpg.connect(database_url)
+    await conn.execute(_CLEAN)
+    r = aioredis.from_url(servers[1])
+    await r.flushdb()
+    await r.aclose()
+    yield conn
+    await conn.close()
+
+
+@pytest.fixture
+def settings(database_url: str, servers: tuple[str, str], tmp_path: Path) -> Settings:
+    """Settings for a test: fast rates, short leases and retries."""
+    return Settings(
+        database_url=database_url, redis_url=servers[1], email_rate=2000.0, sms_rate=2000.0,
+        batch_size=200, chains_per_channel=2, lease_seconds=20, retry_base_seconds=0.2,
+        retry_max_seconds=1.0, reconcile_seconds=1, data_dir=tmp_path,
+    )
+
+
+@pytest.fixture
+async def stack(db: asyncpg.Connection, settings: Settings) -> AsyncIterator[LocalStack]:
+    """Sandbox and API started (no worker yet: tests start the workers they need)."""
+    s = LocalStack(settings)
+    await s.start()
+    yield s
+    await s.stop()
+
+
+@pytest.fixture
+async def admin_key(db: asyncpg.Connection) -> str:
+    new = await keys.create(db, name="test admin", scopes=sorted(keys.SCOPES), expires_in_days=1)
+    return new.secret
+
+
+@pytest.fixture
+async def api(stack: LocalStack, admin_key: str) -> AsyncIterator[aiohttp.ClientSession]:
+    """An HTTP client of the running API, authenticated with an admin key."""
+    async with aiohttp.ClientSession(
+        stack.api_url, headers={"Authorization": f"Bearer {admin_key}"}
+    ) as session:
+        yield session

@@ -1,0 +1,146 @@
+"""The REST contract: auth, validation errors, campaigns, paging, the API's own description."""
+
+from __future__ import annotations
+
+import aiohttp
+import asyncpg
+
+from notifier import keys
+from notifier.stack import LocalStack
+from tests import factories
+
+
+async def test_health_and_readiness(stack: LocalStack) -> None:
+    async with aiohttp.ClientSession(stack.api_url) as http:
+        async with http.get("/healthz") as resp:
+            assert resp.status == 200
+        async with http.get("/readyz") as resp:
+            assert resp.status == 200
+            assert (await resp.json())["checks"] == {"postgres": "ok", "redis": "ok"}
+
+
+async def test_requests_without_a_valid_key_are_refused(stack: LocalStack) -> None:
+    async with aiohttp.ClientSession(stack.api_url) as http:
+        async with http.get("/v1/campaigns") as resp:
+            assert resp.status == 401
+            assert resp.content_type == "application/problem+json"
+        async with http.get("/v1/campaigns",
+                            headers={"Authorization": "Bearer nk_0000_nope"}) as resp:
+            assert resp.status == 401
+
+
+async def test_a_key_without_the_scope_gets_403(stack: LocalStack,
+                                                db: asyncpg.Connection) -> None:
+    reader = await keys.create(db, name="reader", scopes=["campaigns:read"], expires_in_days=1)
+    headers = {"Authorization": f"Bearer {reader.secret}"}
+    async with aiohttp.ClientSession(stack.api_url, headers=headers) as http:
+        async with http.get("/v1/campaigns") as resp:
+            assert resp.status == 200
+        async with http.post("/v1/campaigns", json=factories.campaign()) as resp:
+            assert resp.status == 403
+            assert (await resp.json())["title"] == "Forbidden"
+
+
+async def test_an_expired_key_is_refused(stack: LocalStack, db: asyncpg.Connection) -> None:
+    key = await keys.create(db, name="old", scopes=["campaigns:read"], expires_in_days=1)
+    await db.execute("UPDATE api_keys SET expires_at = now() - interval '1 second' WHERE id = $1",
+                     key.id)
+    async with aiohttp.ClientSession(
+        stack.api_url, headers={"Authorization": f"Bearer {key.secret}"}
+    ) as http, http.get("/v1/campaigns") as resp:
+        assert resp.status == 401
+
+
+async def test_create_and_read_a_campaign(api: aiohttp.ClientSession) -> None:
+    created = await factories.create_campaign(api)
+    assert created["state"] == "draft"
+    assert created["recipients"] == 0
+    assert created["counts"]["email"]["pending"] == 0
+    got = await factories.get_campaign(api, created["id"])
+    assert got["name"] == created["name"]
+    assert got["created_at"].endswith("Z")
+
+
+async def test_invalid_campaign_is_422_naming_each_field(api: aiohttp.ClientSession) -> None:
+    body = factories.campaign(channels=["email", "fax"], rate_limit_per_second=-1)
+    del body["name"]
+    async with api.post("/v1/campaigns", json=body) as resp:
+        assert resp.status == 422
+        problem = await resp.json()
+    fields = {e["field"] for e in problem["errors"]}
+    assert {"name", "channels", "rate_limit_per_second"} <= fields
+
+
+async def test_template_with_undeclared_variable_is_422(api: aiohttp.ClientSession) -> None:
+    body = factories.campaign()
+    body["templates"]["sms"]["ko"]["text"] = "{{ verification_code }} {{ shoe_size }}"
+    async with api.post("/v1/campaigns", json=body) as resp:
+        assert resp.status == 422
+        problem = await resp.json()
+    assert any("shoe_size" in e["message"] for e in problem["errors"])
+
+
+async def test_channel_without_default_locale_template_is_422(api: aiohttp.ClientSession) -> None:
+    body = factories.campaign(default_locale="ja")
+    async with api.post("/v1/campaigns", json=body) as resp:
+        assert resp.status == 422
+
+
+async def test_body_that_is_not_json_is_400(api: aiohttp.ClientSession) -> None:
+    async with api.post("/v1/campaigns", data=b"{nope",
+                        headers={"Content-Type": "application/json"}) as resp:
+        assert resp.status == 400
+        assert resp.content_type == "application/problem+json"
+
+
+async def test_unknown_campaign_is_404(api: aiohttp.ClientSession) -> None:
+    for path in ("/v1/campaigns/00000000-0000-0000-0000-000000000000",
+                 "/v1/campaigns/not-a-uuid",
+                 "/v1/campaigns/00000000-0000-0000-0000-000000000000/deliveries"):
+        async with api.get(path) as resp:
+            assert resp.status == 404, path
+    async with api.post("/v1/campaigns/00000000-0000-0000-0000-000000000000/launch") as resp:
+        assert resp.status == 404
+
+
+async def test_campaign_list_is_newest_first_and_paged(api: aiohttp.ClientSession) -> None:
+    made = [(await factories.create_campaign(api, name=f"c{i}"))["id"] for i in range(5)]
+    seen: list[str] = []
+    after = ""
+    while True:
+        async with api.get("/v1/campaigns", params={"limit": "2", "after": after}) as resp:
+            assert resp.status == 200
+            page = await resp.json()
+        seen += [c["id"] for c in page["items"]]
+        if page["next"] is None:
+            break
+        after = page["next"]
+    assert seen == list(reversed(made))
+    async with api.get("/v1/campaigns", params={"limit": "5000"}) as resp:
+        assert resp.status == 400
+
+
+async def test_openapi_describes_every_route(stack: LocalStack) -> None:
+    async with aiohttp.ClientSession(stack.api_url) as http, http.get("/openapi.json") as resp:
+        doc = await resp.json()
+    assert doc["openapi"].startswith("3.")
+    from notifier.app import create_app
+
+    app = create_app(stack.settings)
+    routes = {(r.method.lower(), r.resource.canonical) for r in app.router.routes()
+              if r.resource is not None and r.method != "HEAD"}
+    described = {(m, p) for p, ops in doc["paths"].items() for m in ops}
+    assert routes == described
+
+
+async def test_illegal_transitions_are_409(api: aiohttp.ClientSession) -> None:
+    cid = (await factories.create_campaign(api))["id"]
+    async with api.post(f"/v1/campaigns/{cid}/launch") as resp:
+        assert resp.status == 409  # no recipients
+    for action in ("pause", "resume"):
+        async with api.post(f"/v1/campaigns/{cid}/{action}") as resp:
+            assert resp.status == 409, action
+    async with api.post(f"/v1/campaigns/{cid}/cancel") as resp:
+        assert resp.status == 202
+    async with api.post(f"/v1/campaigns/{cid}/cancel") as resp:
+        assert resp.status == 409

@@ -1,0 +1,77 @@
+"""Pause, resume and cancel while a campaign is sending."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import pytest
+
+from notifier.models import Channel
+from notifier.settings import Settings
+from notifier.stack import LocalStack
+from tests import factories
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    # Slow enough that a campaign is still sending when the test acts on it.
+    return settings.replace(email_rate=100.0, sms_rate=100.0)
+
+
+async def _launch(stack: LocalStack, api: aiohttp.ClientSession, n: int) -> str:
+    cid = (await factories.create_campaign(api))["id"]
+    await factories.upload(api, cid, factories.recipients_csv(n))
+    await stack.start_inline_worker()
+    async with api.post(f"/v1/campaigns/{cid}/launch") as resp:
+        assert resp.status == 202
+    await factories.wait_for(api, cid, lambda c: c["counts"]["email"]["sent"] >= 50)
+    return cid
+
+
+async def test_pause_stops_new_sends_and_resume_finishes(
+    stack: LocalStack, api: aiohttp.ClientSession
+) -> None:
+    n = 600
+    cid = await _launch(stack, api, n)
+    async with api.post(f"/v1/campaigns/{cid}/pause") as resp:
+        assert resp.status == 202
+        assert (await resp.json())["state"] == "paused"
+    await asyncio.sleep(1.5)  # in-flight sends finish
+    assert stack.sandbox is not None
+    inbox = stack.sandbox.inbox
+    seen = inbox.count(Channel.EMAIL) + inbox.count(Channel.SMS)
+    await asyncio.sleep(2.0)
+    assert inbox.count(Channel.EMAIL) + inbox.count(Channel.SMS) == seen
+    paused = await factories.get_campaign(api, cid)
+    assert paused["state"] == "paused"
+    assert paused["counts"]["email"]["pending"] > 0
+    assert paused["counts"]["email"]["sending"] == 0
+
+    async with api.post(f"/v1/campaigns/{cid}/resume") as resp:
+        assert resp.status == 202
+    final = await factories.wait_for(api, cid, factories.settled)
+    assert final["counts"]["email"]["sent"] == n
+    assert final["counts"]["sms"]["delivered"] == n
+    assert inbox.count(Channel.EMAIL) == n and inbox.count(Channel.SMS) == n
+
+
+async def test_cancel_leaves_nothing_pending(
+    stack: LocalStack, api: aiohttp.ClientSession
+) -> None:
+    n = 600
+    cid = await _launch(stack, api, n)
+    async with api.post(f"/v1/campaigns/{cid}/cancel") as resp:
+        assert resp.status == 202
+    await asyncio.sleep(2.0)
+    final = await factories.get_campaign(api, cid)
+    assert final["state"] == "cancelled"
+    for channel in ("email", "sms"):
+        counts = final["counts"][channel]
+        assert counts["pending"] == 0 and counts["sending"] == 0
+        assert counts["cancelled"] > 0
+        assert sum(counts.values()) == n
+    async with api.post(f"/v1/campaigns/{cid}/resume") as resp:
+        assert resp.status == 409

@@ -1,0 +1,126 @@
+"""End to end: upload, launch, workers send through the sandbox, receipts come back."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections import Counter
+
+import aiohttp
+import pytest
+
+from notifier.models import Channel
+from notifier.stack import LocalStack
+from tests import factories
+
+pytestmark = pytest.mark.timeout(240)
+
+
+async def test_two_thousand_recipients_get_each_channel_exactly_once(
+    stack: LocalStack, api: aiohttp.ClientSession
+) -> None:
+    n = 2000
+    cid = (await factories.create_campaign(api))["id"]
+    status, result = await factories.upload(api, cid, factories.recipients_csv(n))
+    assert (status, result["accepted"], result["rejected"]) == (200, n, 0)
+    await stack.start_inline_worker()
+    await stack.start_inline_worker()
+    async with api.post(f"/v1/campaigns/{cid}/launch") as resp:
+        assert resp.status == 202
+        assert (await resp.json())["state"] == "sending"
+
+    final = await factories.wait_for(api, cid, factories.settled, timeout=180)
+    assert final["counts"]["email"]["sent"] == n
+    assert final["counts"]["sms"]["delivered"] == n
+    assert final["completed_at"] is not None
+    assert stack.sandbox is not None
+    inbox = stack.sandbox.inbox
+    emails = Counter(inbox.recipients(Channel.EMAIL))
+    texts = Counter(inbox.recipients(Channel.SMS))
+    assert set(emails) == {f"user{i}@example.com" for i in range(n)}
+    assert set(texts) == {factories.phone(i) for i in range(n)}
+    assert max(emails.values()) == 1 and max(texts.values()) == 1
+
+    # The report is the evidence: one row per delivery with its final status.
+    async with api.get(f"/v1/campaigns/{cid}/report") as resp:
+        assert resp.status == 200
+        rows = list(csv.DictReader(io.StringIO(await resp.text())))
+    assert len(rows) == 2 * n
+    assert Counter(r["status"] for r in rows) == {"sent": n, "delivered": n}
+    assert all(r["sent_at"] for r in rows)
+
+    # The support desk can answer "was I notified, and how?".
+    async with api.get("/v1/recipients/acct-7/deliveries") as resp:
+        history = await resp.json()
+    assert sorted(d["channel"] for d in history["items"]) == ["email", "sms"]
+
+    # Every notice carries a code the public can check; it reveals nothing personal.
+    body = inbox.records(Channel.SMS)[0].body
+    assert body is not None
+    code = re.search(r"[0-9A-F]{16}", body)
+    assert code is not None
+    async with aiohttp.ClientSession(stack.api_url) as public:
+        async with public.get(f"/v1/verify/{code.group(0)}") as resp:
+            assert resp.status == 200
+            found = await resp.json()
+        assert found["genuine"] is True and found["channel"] == "sms"
+        assert set(found) == {"genuine", "campaign", "channel", "sent_at"}
+        async with public.get("/v1/verify/0000000000000000") as unknown, \
+                public.get("/v1/verify/not-a-code") as malformed:
+            assert unknown.status == malformed.status == 404
+            assert await unknown.json() == await malformed.json()
+
+
+async def test_receipts_fail_undelivered_sms_and_permanent_errors_fail_at_once(
+    stack: LocalStack, api: aiohttp.ClientSession
+) -> None:
+    cid = (await factories.create_campaign(api))["id"]
+    data = (
+        "external_id,email,phone,name\n"
+        "ok-1,ok1@example.com,+821055550001,A\n"
+        "undelivered-1,reject-me@example.com,+15005553003,B\n"
+        "invalid-1,ok2@example.com,+15005550001,C\n"
+    ).encode()
+    status, result = await factories.upload(api, cid, data)
+    assert result["accepted"] == 3, result
+    await stack.start_inline_worker()
+    async with api.post(f"/v1/campaigns/{cid}/launch") as resp:
+        assert resp.status == 202
+    final = await factories.wait_for(api, cid, factories.settled)
+    assert final["counts"]["sms"]["delivered"] == 1
+    assert final["counts"]["sms"]["failed"] == 2
+    assert final["counts"]["email"]["sent"] == 2
+    assert final["counts"]["email"]["failed"] == 1
+    async with api.get(f"/v1/campaigns/{cid}/deliveries",
+                       params={"status": "failed"}) as resp:
+        failed = {(d["recipient_external_id"], d["channel"]): d
+                  for d in (await resp.json())["items"]}
+    assert "30003" in failed[("undelivered-1", "sms")]["last_error"]
+    assert "21211" in failed[("invalid-1", "sms")]["last_error"]
+    assert failed[("invalid-1", "sms")]["attempts"] == 1
+    assert "550" in failed[("undelivered-1", "email")]["last_error"]
+
+
+async def test_a_value_with_crlf_cannot_add_an_email_header(
+    stack: LocalStack, api: aiohttp.ClientSession
+) -> None:
+    import email
+    import email.policy
+
+    cid = (await factories.create_campaign(api, channels=["email"]))["id"]
+    data = ('external_id,email,name\n'
+            'inj-1,victim@example.com,"Kim\r\nBcc: attacker@example.net"\n').encode()
+    _, result = await factories.upload(api, cid, data)
+    assert result["accepted"] == 1, result
+    await stack.start_inline_worker()
+    async with api.post(f"/v1/campaigns/{cid}/launch"):
+        pass
+    await factories.wait_for(api, cid, factories.settled)
+    assert stack.sandbox is not None
+    assert stack.sandbox.inbox.recipients(Channel.EMAIL) == ["victim@example.com"]
+    raw = stack.sandbox.inbox.records(Channel.EMAIL)[0].body
+    assert raw is not None
+    message = email.message_from_string(raw, policy=email.policy.default)
+    assert message["Bcc"] is None
+    assert "attacker" not in "".join(f"{k}{v}" for k, v in message.items() if k != "Subject")

@@ -1,0 +1,49 @@
+"""The provider rate holds across worker processes, measured where the messages arrive."""
+
+from __future__ import annotations
+
+import bisect
+
+import aiohttp
+import pytest
+
+from notifier.models import Channel
+from notifier.ratelimit import BURST_SECONDS
+from notifier.settings import Settings
+from notifier.stack import LocalStack
+from tests import factories
+
+pytestmark = pytest.mark.timeout(180)
+RATE = 40.0
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return settings.replace(email_rate=RATE, sms_rate=RATE)
+
+
+def busiest_second(times: list[float]) -> int:
+    times = sorted(times)
+    return max(bisect.bisect_left(times, t + 1.0) - i for i, t in enumerate(times))
+
+
+async def test_rate_holds_across_two_worker_processes(
+    stack: LocalStack, api: aiohttp.ClientSession
+) -> None:
+    n = 240
+    cid = (await factories.create_campaign(api))["id"]
+    await factories.upload(api, cid, factories.recipients_csv(n))
+    await stack.start_worker_process()
+    await stack.start_worker_process()
+    async with api.post(f"/v1/campaigns/{cid}/launch") as resp:
+        assert resp.status == 202
+    await factories.wait_for(api, cid, factories.settled, timeout=120)
+
+    assert stack.sandbox is not None
+    for channel in (Channel.EMAIL, Channel.SMS):
+        times = sorted(stack.sandbox.inbox.timestamps(channel))
+        assert len(times) == n
+        average = (n - 1) / (times[-1] - times[0])
+        assert average <= RATE * 1.05, (channel, average)
+        # One bucket's burst on top of the rate, at most, in any one-second window.
+        assert busiest_second(times) <= RATE + max(1, RATE * BURST_SECONDS) + 1, channel

@@ -1,0 +1,70 @@
+"""arq's WorkerSettings: the dispatch job, the reconciler cron, shared resources in ctx."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from arq.connections import RedisSettings
+from arq.cron import cron
+
+from notifier.chains import QUEUE_NAME
+from notifier.db import create_pool
+from notifier.providers.smtp import SmtpProvider
+from notifier.providers.twilio import TwilioProvider
+from notifier.ratelimit import RateLimiter
+from notifier.settings import Settings
+from workers.dispatch import Deps, dispatch
+from workers.reconciler import reconcile
+
+log = logging.getLogger(__name__)
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    """Open the pool and provider connections once per process."""
+    settings: Settings = ctx["settings"]
+    assert settings.database_url
+    pool = await create_pool(settings.database_url, max_size=settings.worker_max_jobs + 2)
+    ctx["deps"] = Deps(
+        settings=settings,
+        pool=pool,
+        redis=ctx["redis"],
+        limiter=RateLimiter(ctx["redis"]),
+        providers={"email": SmtpProvider(settings), "sms": TwilioProvider(settings)},
+    )
+    log.info("worker started")
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    """Close what startup opened."""
+    deps = ctx.get("deps")
+    if deps is None:
+        return
+    for provider in deps.providers.values():
+        await provider.close()
+    await deps.pool.close()
+
+
+def worker_settings(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for `arq.Worker` built from the service's settings."""
+    assert settings.redis_url
+    every = max(1, settings.reconcile_seconds)
+    return {
+        "functions": [dispatch],
+        "cron_jobs": [
+            cron(reconcile, second=set(range(0, 60, every)), run_at_startup=True,
+                 timeout=60, unique=True),
+        ],
+        "on_startup": startup,
+        "on_shutdown": shutdown,
+        "redis_settings": RedisSettings.from_dsn(settings.redis_url),
+        "queue_name": QUEUE_NAME,
+        "max_jobs": settings.worker_max_jobs,
+        # A link runs a couple of seconds; the timeout stays well inside the delivery lease.
+        "job_timeout": max(10, settings.lease_seconds // 2),
+        "keep_result": 30,
+        "max_tries": 3,
+        "ctx": {"settings": settings},
+        "handle_signals": True,
+        "poll_delay": 0.2,
+    }
