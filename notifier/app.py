@@ -53,15 +53,21 @@ def json_response(data: Any, *, status: int = 200) -> web.Response:
     return web.Response(body=body, status=status, content_type="application/json")
 
 
-def problem(status: int, title: str, detail: str, *, slug: str,
-            errors: list[dict[str, Any]] | None = None) -> web.Response:
+def problem(
+    status: int, title: str, detail: str, *, slug: str, errors: list[dict[str, Any]] | None = None
+) -> web.Response:
     """An RFC 9457 problem document."""
-    doc: dict[str, Any] = {"type": f"/problems/{slug}", "title": title, "status": status,
-                           "detail": detail}
+    doc: dict[str, Any] = {
+        "type": f"/problems/{slug}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
     if errors:
         doc["errors"] = errors
-    return web.Response(body=orjson.dumps(doc), status=status,
-                        content_type="application/problem+json")
+    return web.Response(
+        body=orjson.dumps(doc), status=status, content_type="application/problem+json"
+    )
 
 
 @web.middleware

@@ -14,7 +14,7 @@ import asyncpg
 import orjson
 import phonenumbers
 
-from notifier.db import queries
+from notifier.db import Conn, one, queries
 from notifier.errors import Conflict, NotFound, ValidationFailed
 from notifier.models import CAMPAIGN_TRANSITIONS, CampaignState, Channel, DeliveryStatus
 from notifier.templates import validate_templates
@@ -65,7 +65,7 @@ class Campaign:
     completed_at: datetime | None
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Campaign:
+    def from_row(cls, row: asyncpg.Record | Mapping[str, Any]) -> Campaign:
         return cls(
             id=row["id"],
             seq=row["seq"],
@@ -87,13 +87,12 @@ class Campaign:
         )
 
     def template_locales(self) -> frozenset[str]:
-        """Locales that have a template on every channel of the campaign."""
-        sets = [set(self.templates.get(str(ch), {})) for ch in self.channels]
+        """Locales that have a template on every channel the campaign may send on."""
+        sets = [set(self.templates.get(str(ch), {})) for ch in channels_of(self)]
         return frozenset(set.intersection(*sets)) if sets else frozenset()
 
 
-def _text(body: Mapping[str, Any], name: str, problems: list[dict[str, str]], *,
-          limit: int) -> str:
+def _text(body: Mapping[str, Any], name: str, problems: list[dict[str, str]], *, limit: int) -> str:
     value = body.get(name)
     if not isinstance(value, str) or not value.strip():
         problems.append({"field": name, "message": "required, a non-empty string"})
@@ -110,8 +109,17 @@ def parse_spec(body: object) -> CampaignSpec:
     if not isinstance(body, dict):
         raise ValidationFailed("the body must be a JSON object")
     problems: list[dict[str, str]] = []
-    known = {"name", "incident_ref", "channels", "default_locale", "default_region", "variables",
-             "templates", "rate_limit_per_second", "fallback"}
+    known = {
+        "name",
+        "incident_ref",
+        "channels",
+        "default_locale",
+        "default_region",
+        "variables",
+        "templates",
+        "rate_limit_per_second",
+        "fallback",
+    }
     for field in sorted(set(body) - known):
         problems.append({"field": field, "message": "unknown field"})
     name = _text(body, "name", problems, limit=200)
@@ -135,8 +143,7 @@ def parse_spec(body: object) -> CampaignSpec:
 
     region = body.get("default_region")
     if region is not None and (
-        not isinstance(region, str)
-        or region.upper() not in phonenumbers.SUPPORTED_REGIONS
+        not isinstance(region, str) or region.upper() not in phonenumbers.SUPPORTED_REGIONS
     ):
         problems.append({"field": "default_region", "message": "an ISO 3166 region such as 'KR'"})
         region = None
@@ -167,10 +174,15 @@ def parse_spec(body: object) -> CampaignSpec:
         fallback = {}
 
     templates = body.get("templates")
+    needed = [str(c) for c in channels]
+    if fallback and "sms" not in needed:
+        needed.append("sms")  # the fallback sends SMS, so it needs an SMS template
     if channels and default_locale:
         problems.extend(
             validate_templates(
-                templates, channels=[str(c) for c in channels], default_locale=default_locale,
+                templates,
+                channels=needed,
+                default_locale=default_locale,
                 variables=variables,
             )
         )
@@ -178,30 +190,42 @@ def parse_spec(body: object) -> CampaignSpec:
         raise ValidationFailed("the campaign is not valid", errors=problems)
     assert isinstance(templates, dict)
     return CampaignSpec(
-        name=name, incident_ref=incident_ref, channels=tuple(channels),
-        default_locale=default_locale, default_region=region.upper() if region else None,
-        variables=tuple(variables), templates=templates,
-        rate_limit_per_second=float(rate) if rate is not None else None, fallback=fallback,
+        name=name,
+        incident_ref=incident_ref,
+        channels=tuple(channels),
+        default_locale=default_locale,
+        default_region=region.upper() if region else None,
+        variables=tuple(variables),
+        templates=templates,
+        rate_limit_per_second=float(rate) if rate is not None else None,
+        fallback=fallback,
     )
 
 
-async def create(conn: asyncpg.Connection, spec: CampaignSpec,
-                 created_by: uuid.UUID | None = None) -> Campaign:
+async def create(conn: Conn, spec: CampaignSpec, created_by: uuid.UUID | None = None) -> Campaign:
     """Store a new draft campaign with its partitions."""
     campaign_id = uuid.uuid4()
     async with conn.transaction():
         row = await conn.fetchrow(
-            queries["insert_campaign"], campaign_id, spec.name, spec.incident_ref,
-            [str(c) for c in spec.channels], spec.default_locale, spec.default_region,
-            list(spec.variables), orjson.dumps(spec.templates).decode(),
-            spec.rate_limit_per_second, orjson.dumps(spec.fallback).decode(), created_by,
+            queries["insert_campaign"],
+            campaign_id,
+            spec.name,
+            spec.incident_ref,
+            [str(c) for c in spec.channels],
+            spec.default_locale,
+            spec.default_region,
+            list(spec.variables),
+            orjson.dumps(spec.templates).decode(),
+            spec.rate_limit_per_second,
+            orjson.dumps(spec.fallback).decode(),
+            created_by,
         )
         await conn.execute(queries["create_partitions"], campaign_id)
     log.info("campaign created", extra={"campaign_id": str(campaign_id)})
-    return Campaign.from_row(row)
+    return Campaign.from_row(one(row))
 
 
-async def get(conn: asyncpg.Connection, campaign_id: uuid.UUID) -> Campaign:
+async def get(conn: Conn, campaign_id: uuid.UUID) -> Campaign:
     """One campaign, or NotFound."""
     row = await conn.fetchrow(queries["get_campaign"], campaign_id)
     if row is None:
@@ -209,16 +233,16 @@ async def get(conn: asyncpg.Connection, campaign_id: uuid.UUID) -> Campaign:
     return Campaign.from_row(row)
 
 
-async def list_page(conn: asyncpg.Connection, *, after: int | None,
-                    limit: int) -> tuple[list[Campaign], int | None]:
+async def list_page(
+    conn: Conn, *, after: int | None, limit: int
+) -> tuple[list[Campaign], int | None]:
     """A page of campaigns, newest first, and the cursor of the next page."""
     rows = await conn.fetch(queries["list_campaigns"], after, limit + 1)
     items = [Campaign.from_row(r) for r in rows[:limit]]
     return items, (items[-1].seq if len(rows) > limit else None)
 
 
-async def counts(conn: asyncpg.Connection,
-                 campaign: Campaign) -> dict[str, dict[str, int]]:
+async def counts(conn: Conn, campaign: Campaign) -> dict[str, dict[str, int]]:
     """Deliveries by channel and status, every status present even when zero."""
     result = {str(ch): dict.fromkeys(map(str, DeliveryStatus), 0) for ch in campaign.channels}
     for row in await conn.fetch(queries["campaign_counts"], campaign.id):
@@ -227,8 +251,7 @@ async def counts(conn: asyncpg.Connection,
     return result
 
 
-async def change_state(conn: asyncpg.Connection, campaign_id: uuid.UUID,
-                       action: str) -> Campaign:
+async def change_state(conn: Conn, campaign_id: uuid.UUID, action: str) -> Campaign:
     """Apply `launch`, `pause`, `resume` or `cancel`; an illegal change is a Conflict."""
     allowed_from, target = CAMPAIGN_TRANSITIONS[action]
     async with conn.transaction():
@@ -241,16 +264,18 @@ async def change_state(conn: asyncpg.Connection, campaign_id: uuid.UUID,
         if action == "launch":
             await _create_deliveries(conn, row)
         row = await conn.fetchrow(
-            queries["set_campaign_state"], campaign_id, str(target),
+            queries["set_campaign_state"],
+            campaign_id,
+            str(target),
             [str(s) for s in allowed_from],
         )
         if action == "cancel":
             await conn.fetchval(queries["cancel_pending"], campaign_id, 0)
     log.info("campaign state changed", extra={"campaign_id": str(campaign_id), "action": action})
-    return Campaign.from_row(row)
+    return Campaign.from_row(one(row))
 
 
-async def _create_deliveries(conn: asyncpg.Connection, row: Mapping[str, Any]) -> None:
+async def _create_deliveries(conn: Conn, row: asyncpg.Record) -> None:
     if row["recipients"] == 0:
         raise Conflict("the campaign has no recipients to notify")
     total = 0
@@ -260,8 +285,9 @@ async def _create_deliveries(conn: asyncpg.Connection, row: Mapping[str, Any]) -
         raise Conflict("no recipient has an address for the campaign's channels")
 
 
-def progress(campaign: Campaign, counts_by_channel: Mapping[str, Mapping[str, int]]
-             ) -> tuple[float, float | None]:
+def progress(
+    campaign: Campaign, counts_by_channel: Mapping[str, Mapping[str, int]]
+) -> tuple[float, float | None]:
     """The recent send rate and, from it, the seconds until nothing is pending."""
     left = sum(c.get("pending", 0) + c.get("sending", 0) for c in counts_by_channel.values())
     rate = campaign.rate_per_second if campaign.state == CampaignState.SENDING else 0.0
@@ -269,7 +295,7 @@ def progress(campaign: Campaign, counts_by_channel: Mapping[str, Mapping[str, in
     return rate, eta
 
 
-def channels_of(campaign: Campaign) -> Sequence[Channel]:
+def channels_of(campaign: CampaignSpec | Campaign) -> Sequence[Channel]:
     """Channels dispatch runs for: the campaign's own, plus SMS when email falls back to it."""
     chans = list(campaign.channels)
     if campaign.fallback.get("email_failed") == "sms" and Channel.SMS not in chans:

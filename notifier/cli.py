@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -51,8 +52,13 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
 
     _require(settings, "database_url", "redis_url")
     _install_uvloop()
-    web.run_app(create_app(settings), host=settings.api_host, port=settings.api_port,
-                access_log=None, shutdown_timeout=30)
+    web.run_app(
+        create_app(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        access_log=None,
+        shutdown_timeout=30,
+    )
     return 0
 
 
@@ -71,13 +77,21 @@ def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
     from notifier.sandbox import serve
 
     _install_uvloop()
-    print(f"sandbox: SMTP on {args.host}:{args.smtp_port}, "
-          f"Twilio-compatible API on http://{args.host}:{args.http_port}", flush=True)
-    try:
-        asyncio.run(serve(args.host, args.smtp_port, args.http_port,
-                          settings.twilio_account_sid, settings.twilio_auth_token))
-    except KeyboardInterrupt:
-        pass
+    print(
+        f"sandbox: SMTP on {args.host}:{args.smtp_port}, "
+        f"Twilio-compatible API on http://{args.host}:{args.http_port}",
+        flush=True,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(
+            serve(
+                args.host,
+                args.smtp_port,
+                args.http_port,
+                settings.twilio_account_sid,
+                settings.twilio_auth_token,
+            )
+        )
     return 0
 
 
@@ -91,14 +105,21 @@ def cmd_keys_create(settings: Settings, args: argparse.Namespace) -> int:
     async def run() -> keys.NewKey:
         conn = await asyncpg.connect(settings.database_url)
         try:
-            return await keys.create(conn, name=args.name, scopes=args.scopes.split(","),
-                                     expires_in_days=args.expires_in_days)
+            return await keys.create(
+                conn,
+                name=args.name,
+                scopes=args.scopes.split(","),
+                expires_in_days=args.expires_in_days,
+            )
         finally:
             await conn.close()
 
     new = asyncio.run(run())
-    print(f"key {new.id} '{new.name}' scopes={','.join(new.scopes)} "
-          f"expires={new.expires_at:%Y-%m-%dT%H:%M:%SZ}", file=sys.stderr)
+    print(
+        f"key {new.id} '{new.name}' scopes={','.join(new.scopes)} "
+        f"expires={new.expires_at:%Y-%m-%dT%H:%M:%SZ}",
+        file=sys.stderr,
+    )
     print(new.secret)
     return 0
 
@@ -107,14 +128,17 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from notifier.demo import run_demo
 
     _install_uvloop()
-    return asyncio.run(run_demo(settings, accounts=args.accounts, rate=args.rate))
+    return asyncio.run(
+        run_demo(settings, accounts=args.accounts, rate=args.rate, workers=args.workers)
+    )
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="notifier", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="apply sql/ migrations (safe to run twice)").set_defaults(
-        func=cmd_migrate)
+        func=cmd_migrate
+    )
     sub.add_parser("api", help="serve the REST API").set_defaults(func=cmd_api)
     sub.add_parser("worker", help="run one dispatch worker").set_defaults(func=cmd_worker)
     sb = sub.add_parser("sandbox", help="local SMTP server and Twilio-compatible API")
@@ -122,8 +146,9 @@ def parser() -> argparse.ArgumentParser:
     sb.add_argument("--smtp-port", type=int, default=2525)
     sb.add_argument("--http-port", type=int, default=8025)
     sb.set_defaults(func=cmd_sandbox)
-    keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="keys_command",
-                                                                  required=True)
+    keys = sub.add_parser("keys", help="API keys").add_subparsers(
+        dest="keys_command", required=True
+    )
     kc = keys.add_parser("create", help="create a key and print its secret once")
     kc.add_argument("--name", required=True)
     kc.add_argument("--scopes", default="campaigns:read,campaigns:write,keys:admin")
@@ -131,8 +156,10 @@ def parser() -> argparse.ArgumentParser:
     kc.set_defaults(func=cmd_keys_create)
     demo = sub.add_parser("demo", help="the whole system on this machine, end to end")
     demo.add_argument("--accounts", type=int, default=10_000)
-    demo.add_argument("--rate", type=float, default=1000.0,
-                      help="messages per second per channel during the demo")
+    demo.add_argument(
+        "--rate", type=float, default=1000.0, help="messages per second per channel during the demo"
+    )
+    demo.add_argument("--workers", type=int, default=2, help="worker processes to run")
     demo.set_defaults(func=cmd_demo)
     return p
 

@@ -1,4 +1,4 @@
-"""Postgres access: the pool, the named queries loaded once, migrations, driver-error translation."""
+"""Postgres access: the pool, named queries loaded once, migrations, driver-error translation."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from notifier.errors import Conflict, NotifierError
 
@@ -18,8 +19,9 @@ log = logging.getLogger(__name__)
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 _QUERY_HEADER = re.compile(r"^-- ([a-z0-9_]+) --\s*$", re.MULTILINE)
 
-Pool = asyncpg.Pool
-Connection = asyncpg.Connection
+Pool: TypeAlias = "asyncpg.Pool[asyncpg.Record]"
+# What service functions take: a plain connection or one borrowed from the pool.
+Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
 
 
 class DatabaseUnavailable(NotifierError):
@@ -28,6 +30,13 @@ class DatabaseUnavailable(NotifierError):
     status = 503
     title = "Service unavailable"
     type_slug = "unavailable"
+
+
+def one(row: asyncpg.Record | None) -> asyncpg.Record:
+    """The row of a statement that always returns exactly one (an aggregate, RETURNING)."""
+    if row is None:
+        raise RuntimeError("the statement returned no row")
+    return row
 
 
 def load_queries(directory: Path = SQL_DIR / "queries") -> Mapping[str, str]:
@@ -57,7 +66,6 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> Poo
         command_timeout=60,
         server_settings={"application_name": "notifier", "timezone": "UTC"},
     )
-    assert pool is not None
     return pool
 
 
@@ -65,10 +73,21 @@ def translate(exc: BaseException) -> NotifierError | None:
     """The project's own error for a driver error that has a meaning for the caller."""
     if isinstance(exc, asyncpg.UniqueViolationError):
         return Conflict("a resource with the same identity already exists")
-    if isinstance(exc, (asyncpg.CannotConnectNowError, asyncpg.ConnectionDoesNotExistError,
-                        ConnectionError, OSError)):
+    if isinstance(
+        exc,
+        (
+            asyncpg.CannotConnectNowError,
+            asyncpg.ConnectionDoesNotExistError,
+            ConnectionError,
+            OSError,
+        ),
+    ):
         return DatabaseUnavailable()
     return None
+
+
+def _migration_files(directory: Path) -> list[tuple[str, str]]:
+    return [(p.stem, p.read_text(encoding="utf-8")) for p in sorted(directory.glob("*.sql"))]
 
 
 async def migrate(dsn: str, directory: Path = SQL_DIR / "migrations") -> list[str]:
@@ -83,14 +102,14 @@ async def migrate(dsn: str, directory: Path = SQL_DIR / "migrations") -> list[st
             " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
         )
         done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
-        for path in sorted(directory.glob("*.sql")):
-            if path.stem in done:
+        for version, sql in _migration_files(directory):
+            if version in done:
                 continue
             async with conn.transaction():
-                await conn.execute(path.read_text(encoding="utf-8"))
-                await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", path.stem)
-            log.info("applied migration", extra={"migration": path.stem})
-            applied.append(path.stem)
+                await conn.execute(sql)
+                await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
+            log.info("applied migration", extra={"migration": version})
+            applied.append(version)
     finally:
         await conn.execute("SELECT pg_advisory_unlock(7305521)")
         await conn.close()

@@ -9,14 +9,22 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import asyncpg
-
-from notifier.db import queries
+from notifier.db import Conn, queries
 from notifier.models import DeliveryStatus
 
 REPORT_COLUMNS = (
-    "external_id", "channel", "status", "attempts", "provider_message_id", "last_error",
-    "possible_duplicate", "queued_at", "sent_at", "delivered_at", "failed_at", "updated_at",
+    "external_id",
+    "channel",
+    "status",
+    "attempts",
+    "provider_message_id",
+    "last_error",
+    "possible_duplicate",
+    "queued_at",
+    "sent_at",
+    "delivered_at",
+    "failed_at",
+    "updated_at",
 )
 # Twilio's MessageStatus → our status, and the states each may move a delivery from.
 TWILIO_STATUS: dict[str, tuple[DeliveryStatus, tuple[str, ...]]] = {
@@ -28,12 +36,19 @@ TWILIO_STATUS: dict[str, tuple[DeliveryStatus, tuple[str, ...]]] = {
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-async def page(conn: asyncpg.Connection, campaign_id: uuid.UUID, *, status: str | None,
-               channel: str | None, after: int | None, limit: int
-               ) -> tuple[list[dict[str, Any]], int | None]:
+async def page(
+    conn: Conn,
+    campaign_id: uuid.UUID,
+    *,
+    status: str | None,
+    channel: str | None,
+    after: int | None,
+    limit: int,
+) -> tuple[list[dict[str, Any]], int | None]:
     """A page of a campaign's deliveries and the cursor of the next one."""
-    rows = await conn.fetch(queries["list_deliveries"], campaign_id, status, channel, after,
-                            limit + 1)
+    rows = await conn.fetch(
+        queries["list_deliveries"], campaign_id, status, channel, after, limit + 1
+    )
     items = [dict(r) for r in rows[:limit]]
     cursor = items[-1]["id"] if len(rows) > limit else None
     for item in items:
@@ -46,12 +61,13 @@ def _cell(value: object) -> object:
     if isinstance(value, str) and value.startswith(_FORMULA_START):
         return "'" + value
     if hasattr(value, "isoformat"):
-        return value.isoformat().replace("+00:00", "Z")  # type: ignore[union-attr]
+        return value.isoformat().replace("+00:00", "Z")
     return value
 
 
-async def report(conn: asyncpg.Connection, campaign_id: uuid.UUID,
-                 *, chunk_rows: int = 2000) -> AsyncIterator[bytes]:
+async def report(
+    conn: Conn, campaign_id: uuid.UUID, *, chunk_rows: int = 2000
+) -> AsyncIterator[bytes]:
     """The campaign's evidence as CSV, streamed from a server-side cursor."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
@@ -69,13 +85,12 @@ async def report(conn: asyncpg.Connection, campaign_id: uuid.UUID,
     yield buffer.getvalue().encode()
 
 
-async def for_recipient(conn: asyncpg.Connection, external_id: str,
-                        limit: int = 1000) -> list[dict[str, Any]]:
+async def for_recipient(conn: Conn, external_id: str, limit: int = 1000) -> list[dict[str, Any]]:
     """Every delivery to one account across campaigns."""
     return [dict(r) for r in await conn.fetch(queries["recipient_deliveries"], external_id, limit)]
 
 
-async def verify(conn: asyncpg.Connection, code: str) -> dict[str, Any] | None:
+async def verify(conn: Conn, code: str) -> dict[str, Any] | None:
     """What a genuine code may reveal (campaign, channel, time), or None."""
     normalized = code.strip().upper().replace("-", "")
     if len(normalized) != 16 or not all(c in "0123456789ABCDEF" for c in normalized):
@@ -84,15 +99,28 @@ async def verify(conn: asyncpg.Connection, code: str) -> dict[str, Any] | None:
     return dict(row) if row is not None else None
 
 
-async def apply_twilio_status(conn: asyncpg.Connection, campaign_id: uuid.UUID,
-                              delivery_id: int, message_sid: str, message_status: str,
-                              error_code: str | None) -> bool:
+async def apply_twilio_status(
+    conn: Conn,
+    campaign_id: uuid.UUID,
+    delivery_id: int,
+    message_sid: str,
+    message_status: str,
+    error_code: str | None,
+) -> bool:
     """Apply one status callback; True if the delivery moved. Unknown statuses are ignored."""
     mapped = TWILIO_STATUS.get(message_status)
     if mapped is None:
         return False
     status, allowed_from = mapped
     error = f"twilio {error_code}" if error_code else None
-    row = await conn.fetchrow(queries["provider_status"], campaign_id, delivery_id, str(status),
-                              message_sid, error, list(allowed_from), random.randrange(16))
+    row = await conn.fetchrow(
+        queries["provider_status"],
+        campaign_id,
+        delivery_id,
+        str(status),
+        message_sid,
+        error,
+        list(allowed_from),
+        random.randrange(16),
+    )
     return bool(row and row["moved"])

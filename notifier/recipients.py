@@ -7,10 +7,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import asyncpg
-
-from notifier.campaigns import Campaign
-from notifier.db import queries
+from notifier.campaigns import Campaign, channels_of
+from notifier.db import Conn, one, queries
 from notifier.errors import Conflict, NotFound
 from notifier.imports import RecipientImport, RecipientRules
 from notifier.models import CampaignState
@@ -34,7 +32,7 @@ class ImportResult:
 def rules_for(campaign: Campaign) -> RecipientRules:
     """The validation rules an upload to this campaign must meet."""
     return RecipientRules(
-        channels=frozenset(str(c) for c in campaign.channels),
+        channels=frozenset(str(c) for c in channels_of(campaign)),
         locales=campaign.template_locales(),
         default_locale=campaign.default_locale,
         default_region=campaign.default_region,
@@ -42,8 +40,9 @@ def rules_for(campaign: Campaign) -> RecipientRules:
     )
 
 
-async def import_upload(conn: asyncpg.Connection, campaign: Campaign,
-                        chunks: AsyncIterator[bytes], fmt: str) -> ImportResult:
+async def import_upload(
+    conn: Conn, campaign: Campaign, chunks: AsyncIterator[bytes], fmt: str
+) -> ImportResult:
     """Import one upload atomically: a failure or a dropped connection imports nothing."""
     upload = RecipientImport(chunks, fmt, rules_for(campaign))
     async with conn.transaction():
@@ -59,7 +58,7 @@ async def import_upload(conn: asyncpg.Connection, campaign: Campaign,
         await conn.copy_records_to_table(
             "import_staging", records=upload.rows(), columns=STAGING_COLUMNS
         )
-        merged = await conn.fetchrow(queries["merge_import"], campaign.id, MAX_REPORTED_ERRORS)
+        merged = one(await conn.fetchrow(queries["merge_import"], campaign.id, MAX_REPORTED_ERRORS))
         await conn.execute(queries["add_recipient_count"], campaign.id, merged["inserted"])
     errors = list(upload.errors)
     errors.extend(
@@ -69,8 +68,12 @@ async def import_upload(conn: asyncpg.Connection, campaign: Campaign,
     errors.sort(key=lambda e: int(e["line"]))
     log.info(
         "recipients imported",
-        extra={"campaign_id": str(campaign.id), "accepted": merged["inserted"],
-               "rejected": upload.rejected, "duplicates": merged["duplicates"]},
+        extra={
+            "campaign_id": str(campaign.id),
+            "accepted": merged["inserted"],
+            "rejected": upload.rejected,
+            "duplicates": merged["duplicates"],
+        },
     )
     return ImportResult(
         accepted=merged["inserted"],

@@ -81,9 +81,7 @@ class Settings:
         if self.email_rate <= 0 or self.sms_rate <= 0:
             raise SettingsError("NOTIFIER_EMAIL_RATE and NOTIFIER_SMS_RATE must be positive")
         if not (self.twilio_from or self.twilio_messaging_service_sid):
-            raise SettingsError(
-                "set NOTIFIER_TWILIO_FROM or NOTIFIER_TWILIO_MESSAGING_SERVICE_SID"
-            )
+            raise SettingsError("set NOTIFIER_TWILIO_FROM or NOTIFIER_TWILIO_MESSAGING_SERVICE_SID")
         if self.batch_size < 1 or self.chains_per_channel < 1:
             raise SettingsError("NOTIFIER_BATCH_SIZE and NOTIFIER_CHAINS_PER_CHANNEL must be >= 1")
 

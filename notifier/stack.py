@@ -43,11 +43,15 @@ class LocalStack:
     async def start(self, *, sandbox: bool = True) -> Settings:
         """Start the sandbox and the API; returns the settings pointing at them."""
         if sandbox:
-            self.sandbox = Sandbox(account_sid=self.settings.twilio_account_sid,
-                                   auth_token=self.settings.twilio_auth_token)
+            self.sandbox = Sandbox(
+                account_sid=self.settings.twilio_account_sid,
+                auth_token=self.settings.twilio_auth_token,
+            )
             await self.sandbox.start()
             self.settings = self.settings.replace(
-                smtp_host="127.0.0.1", smtp_port=self.sandbox.smtp_port, smtp_tls="none",
+                smtp_host="127.0.0.1",
+                smtp_port=self.sandbox.smtp_port,
+                smtp_tls="none",
                 twilio_base_url=self.sandbox.base_url,
             )
         sock = socket.socket()
@@ -72,7 +76,11 @@ class LocalStack:
     async def start_worker_process(self) -> asyncio.subprocess.Process:
         """A worker as its own process, as operators run them."""
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "notifier", "worker", env=settings_env(self.settings),
+            sys.executable,
+            "-m",
+            "notifier",
+            "worker",
+            env=settings_env(self.settings),
             stdin=asyncio.subprocess.DEVNULL,
         )
         self._procs.append(proc)

@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from email.errors import HeaderParseError
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -30,7 +31,7 @@ BUILTIN_VARIABLES = frozenset({"external_id", "locale", "verification_code", "ve
 CONTACT_COLUMNS = frozenset({"email", "phone"})
 MAX_SUBJECT_CHARS = 998  # RFC 5322's line limit
 MAX_BODY_BYTES = 100 * 1024
-MAX_SMS_CHARS = 1600  # ten concatenated segments at most, and Twilio's own limit
+MAX_SMS_CHARS = 1600  # Twilio's limit for one message body
 MAX_RENDERED_CHARS = 1_000_000
 
 _CODE_VARIABLES = frozenset({"verification_code", "verify_url"})
@@ -46,21 +47,58 @@ _SMS_CONTROLS = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]+")
 # Nodes a notice needs; loops, calls, assignments, macros and arithmetic are left out so
 # that rendering time and output size stay proportional to the template and the values.
 _ALLOWED_NODES = (
-    nodes.Template, nodes.Output, nodes.TemplateData, nodes.Name, nodes.Const, nodes.If,
-    nodes.CondExpr, nodes.Compare, nodes.Operand, nodes.And, nodes.Or, nodes.Not,
-    nodes.Concat, nodes.Filter, nodes.Test, nodes.Keyword, nodes.List, nodes.Tuple,
+    nodes.Template,
+    nodes.Output,
+    nodes.TemplateData,
+    nodes.Name,
+    nodes.Const,
+    nodes.If,
+    nodes.CondExpr,
+    nodes.Compare,
+    nodes.Operand,
+    nodes.And,
+    nodes.Or,
+    nodes.Not,
+    nodes.Concat,
+    nodes.Filter,
+    nodes.Test,
+    nodes.Keyword,
+    nodes.List,
+    nodes.Tuple,
 )
 # Filters that never make their input much longer; "safe" is absent on purpose, so a value
 # can never switch off HTML escaping.
-_ALLOWED_FILTERS = frozenset({
-    "capitalize", "d", "default", "e", "escape", "first", "last", "length", "lower",
-    "string", "title", "trim", "truncate", "upper", "wordcount",
-})
+_ALLOWED_FILTERS = frozenset(
+    {
+        "capitalize",
+        "d",
+        "default",
+        "e",
+        "escape",
+        "first",
+        "last",
+        "length",
+        "lower",
+        "string",
+        "title",
+        "trim",
+        "truncate",
+        "upper",
+        "wordcount",
+    }
+)
 _NODE_NAMES = {
-    "For": "{% for %} loops", "Call": "function calls", "Assign": "{% set %}",
-    "AssignBlock": "{% set %}", "Macro": "macros", "Include": "{% include %}",
-    "Import": "{% import %}", "FromImport": "{% import %}", "Extends": "{% extends %}",
-    "Getattr": "attribute access", "Getitem": "item access",
+    "For": "{% for %} loops",
+    "Call": "function calls",
+    "Assign": "{% set %}",
+    "AssignBlock": "{% set %}",
+    "Macro": "macros",
+    "Include": "{% include %}",
+    "Import": "{% import %}",
+    "FromImport": "{% import %}",
+    "Extends": "{% extends %}",
+    "Getattr": "attribute access",
+    "Getitem": "item access",
 }
 
 
@@ -74,7 +112,9 @@ class RenderFailed(NotifierError):
 
 def _environment(*, html: bool) -> SandboxedEnvironment:
     return SandboxedEnvironment(
-        autoescape=html, undefined=StrictUndefined, keep_trailing_newline=True,
+        autoescape=html,
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
         auto_reload=False,
     )
 
@@ -83,8 +123,9 @@ _TEXT_ENV = _environment(html=False)
 _HTML_ENV = _environment(html=True)
 
 
-def validate_templates(templates: object, *, channels: Sequence[str], default_locale: str,
-                       variables: Sequence[str]) -> list[dict[str, str]]:
+def validate_templates(
+    templates: object, *, channels: Sequence[str], default_locale: str, variables: Sequence[str]
+) -> list[dict[str, str]]:
     """Every problem with a campaign's templates as ``{"field", "message"}``; empty when fine."""
     problems: list[dict[str, str]] = []
     declared = _check_variables(variables, problems)
@@ -106,13 +147,22 @@ def validate_templates(templates: object, *, channels: Sequence[str], default_lo
         if channel not in _PARTS:
             problems.append({"field": "channels", "message": f"unknown channel '{channel}'"})
         elif by_locale is None:
-            problems.append({"field": f"templates.{channel}",
-                             "message": "missing; every channel of the campaign needs templates"})
-        elif isinstance(by_locale, Mapping) and _lookup(
-            default_locale, [k for k in by_locale if isinstance(k, str)]
-        ) is None:
-            problems.append({"field": f"templates.{channel}",
-                             "message": f"no template for the default locale '{default_locale}'"})
+            problems.append(
+                {
+                    "field": f"templates.{channel}",
+                    "message": "missing; every channel of the campaign needs templates",
+                }
+            )
+        elif (
+            isinstance(by_locale, Mapping)
+            and _lookup(default_locale, [k for k in by_locale if isinstance(k, str)]) is None
+        ):
+            problems.append(
+                {
+                    "field": f"templates.{channel}",
+                    "message": f"no template for the default locale '{default_locale}'",
+                }
+            )
     return problems
 
 
@@ -124,42 +174,67 @@ def _check_variables(variables: Sequence[str], problems: list[dict[str, str]]) -
     for i, name in enumerate(variables):
         field = f"variables[{i}]"
         if not isinstance(name, str) or not _VARIABLE.fullmatch(name):
-            problems.append({"field": field, "message": "must be letters, digits and underscores, "
-                             "not starting with a digit, at most 64 characters"})
+            problems.append(
+                {
+                    "field": field,
+                    "message": "must be letters, digits and underscores, "
+                    "not starting with a digit, at most 64 characters",
+                }
+            )
         elif name in BUILTIN_VARIABLES:
             problems.append({"field": field, "message": f"'{name}' is supplied by the service"})
         elif name in CONTACT_COLUMNS:
-            problems.append({"field": field,
-                             "message": f"'{name}' is a contact column, not a template variable"})
+            problems.append(
+                {
+                    "field": field,
+                    "message": f"'{name}' is a contact column, not a template variable",
+                }
+            )
         else:
             declared.add(name)
     return declared
 
 
-def _check_locales(channel: str, by_locale: Mapping[Any, Any], declared: set[str],
-                   problems: list[dict[str, str]]) -> None:
+def _check_locales(
+    channel: str, by_locale: Mapping[Any, Any], declared: set[str], problems: list[dict[str, str]]
+) -> None:
     seen: dict[str, str] = {}
     for locale, parts in by_locale.items():
         field = f"templates.{channel}.{locale}"
         if not isinstance(locale, str) or not _LOCALE_TAG.fullmatch(locale):
             problems.append({"field": field, "message": "locale " + _TAG_HINT})
         elif locale.lower() in seen:
-            problems.append({"field": field, "message": f"the same locale as "
-                             f"'{seen[locale.lower()]}' (tags are case-insensitive)"})
+            problems.append(
+                {
+                    "field": field,
+                    "message": f"the same locale as "
+                    f"'{seen[locale.lower()]}' (tags are case-insensitive)",
+                }
+            )
         elif not isinstance(parts, Mapping):
-            problems.append({"field": field, "message": "must be an object with "
-                             + ", ".join(_PARTS[channel])})
+            problems.append(
+                {"field": field, "message": "must be an object with " + ", ".join(_PARTS[channel])}
+            )
         else:
             seen[locale.lower()] = locale
             _check_parts(channel, field, parts, declared, problems)
 
 
-def _check_parts(channel: str, field: str, parts: Mapping[Any, Any], declared: set[str],
-                 problems: list[dict[str, str]]) -> None:
+def _check_parts(
+    channel: str,
+    field: str,
+    parts: Mapping[Any, Any],
+    declared: set[str],
+    problems: list[dict[str, str]],
+) -> None:
     for key in parts:
         if key not in _PARTS[channel]:
-            problems.append({"field": f"{field}.{key}",
-                             "message": "unknown part; expected " + ", ".join(_PARTS[channel])})
+            problems.append(
+                {
+                    "field": f"{field}.{key}",
+                    "message": "unknown part; expected " + ", ".join(_PARTS[channel]),
+                }
+            )
     for key in _REQUIRED[channel]:
         if key not in parts:
             problems.append({"field": f"{field}.{key}", "message": "required"})
@@ -174,14 +249,26 @@ def _check_parts(channel: str, field: str, parts: Mapping[Any, Any], declared: s
             body_names |= names or set()
     if bodies_ok and "text" in parts and not body_names & _CODE_VARIABLES:
         where = "text" if channel == "sms" else "text or html"
-        problems.append({"field": f"{field}.text", "message": f"the {where} must include "
-                         "{{ verification_code }} or {{ verify_url }} so that people can check "
-                         "the notice is genuine"})
+        problems.append(
+            {
+                "field": f"{field}.text",
+                "message": f"the {where} must include "
+                "{{ verification_code }} or {{ verify_url }} so that people can check "
+                "the notice is genuine",
+            }
+        )
 
 
-def _check_source(channel: str, key: str, field: str, source: object, declared: set[str],
-                  problems: list[dict[str, str]]) -> set[str] | None:
+def _check_source(
+    channel: str,
+    key: str,
+    field: str,
+    source: object,
+    declared: set[str],
+    problems: list[dict[str, str]],
+) -> set[str] | None:
     """The variable names a part uses, or None when it has a problem of its own."""
+
     def problem(message: str) -> None:
         problems.append({"field": field, "message": message})
 
@@ -225,11 +312,14 @@ def _unsupported(tree: nodes.Template) -> str | None:
         if not isinstance(node, _ALLOWED_NODES):
             kind = type(node).__name__
             what = _NODE_NAMES.get(kind, kind)
-            return (f"line {node.lineno}: {what} not allowed; templates may use "
-                    "{{ variables }}, {% if %} and simple filters")
+            return (
+                f"line {node.lineno}: {what} not allowed; templates may use "
+                "{{ variables }}, {% if %} and simple filters"
+            )
         if isinstance(node, nodes.Filter) and node.name not in _ALLOWED_FILTERS:
-            return (f"line {node.lineno}: filter '{node.name}' not allowed; use one of "
-                    + ", ".join(sorted(_ALLOWED_FILTERS)))
+            return f"line {node.lineno}: filter '{node.name}' not allowed; use one of " + ", ".join(
+                sorted(_ALLOWED_FILTERS)
+            )
         if isinstance(node, nodes.Test) and node.name not in _TEXT_ENV.tests:
             return f"line {node.lineno}: unknown test '{node.name}'"
     return None
@@ -264,11 +354,26 @@ class _EmailParts:
 class CompiledCampaign:
     """One campaign's templates, compiled once; renders a person's email and SMS."""
 
-    __slots__ = ("_alternative", "_close", "_date", "_date_at", "_email", "_from",
-                 "_message_id_tail", "_separator", "_sms")
+    __slots__ = (
+        "_alternative",
+        "_close",
+        "_date",
+        "_date_at",
+        "_email",
+        "_from",
+        "_message_id_tail",
+        "_separator",
+        "_sms",
+    )
 
-    def __init__(self, templates: Mapping[str, Any], *, email_from: str,
-                 from_name: str | None = None, message_id_domain: str) -> None:
+    def __init__(
+        self,
+        templates: Mapping[str, Any],
+        *,
+        email_from: str,
+        from_name: str | None = None,
+        message_id_domain: str,
+    ) -> None:
         if not _HOSTNAME.fullmatch(message_id_domain):
             raise ValueError("message_id_domain must be a host name")
         self._email: dict[str, _EmailParts] = {}
@@ -281,15 +386,19 @@ class CompiledCampaign:
                 text=_TEXT_ENV.from_string(parts["text"]),
                 html=_HTML_ENV.from_string(parts["html"]) if parts.get("html") else None,
             )
-        self._sms = {locale: _TEXT_ENV.from_string(parts["text"])
-                     for locale, parts in templates.get("sms", {}).items()}
+        self._sms = {
+            locale: _TEXT_ENV.from_string(parts["text"])
+            for locale, parts in templates.get("sms", {}).items()
+        }
         self._from = _from_header(email_from, from_name)
         self._message_id_tail = f"@{message_id_domain}>\r\n".encode("ascii")
         # "=_" can never occur in base64 or quoted-printable text, so one boundary per
         # campaign is safe for every message.
         boundary = f"=_{uuid.uuid4().hex}".encode("ascii")
-        self._alternative = (b'MIME-Version: 1.0\r\nContent-Type: multipart/alternative; '
-                             b'boundary="' + boundary + b'"\r\n\r\n')
+        self._alternative = (
+            b"MIME-Version: 1.0\r\nContent-Type: multipart/alternative;\r\n"
+            b' boundary="' + boundary + b'"\r\n\r\n'
+        )
         self._separator = b"--" + boundary + b"\r\n"
         self._close = b"--" + boundary + b"--\r\n"
         self._date_at = -1
@@ -304,14 +413,33 @@ class CompiledCampaign:
         if now != self._date_at:
             self._date = f"Date: {formatdate(now, usegmt=True)}\r\n".encode("ascii")
             self._date_at = now
-        head = [self._from, b"To: ", _one_line(to).encode("utf-8"), b"\r\n", subject,
-                self._date, b"Message-ID: <", uuid.uuid4().hex.encode("ascii"),
-                self._message_id_tail]
+        head = [
+            self._from,
+            b"To: ",
+            _one_line(to).encode("utf-8"),
+            b"\r\n",
+            subject,
+            self._date,
+            b"Message-ID: <",
+            uuid.uuid4().hex.encode("ascii"),
+            self._message_id_tail,
+        ]
         if parts.html is None:
             return b"".join((*head, b"MIME-Version: 1.0\r\n", text))
         html = _body(_render(parts.html, context), b"html")
-        return b"".join((*head, self._alternative, self._separator, text, b"\r\n",
-                         self._separator, html, b"\r\n", self._close))
+        return b"".join(
+            (
+                *head,
+                self._alternative,
+                self._separator,
+                text,
+                b"\r\n",
+                self._separator,
+                html,
+                b"\r\n",
+                self._close,
+            )
+        )
 
     def render_sms(self, locale: str, context: Mapping[str, str]) -> str:
         """The SMS text for one person: line feeds kept, other control characters dropped."""
@@ -320,10 +448,15 @@ class CompiledCampaign:
 
 
 def _render(template: Template, context: Mapping[str, str]) -> str:
+    # A shared context reads the values as given, skipping the merge with Jinja's globals
+    # (which templates cannot call anyway): the bulk of Template.render's cost.
+    values = context if isinstance(context, dict) else dict(context)
     try:
-        out = template.render(context)
+        out = "".join(template.root_render_func(template.new_context(values, shared=True)))
     except TemplateError as exc:
         raise RenderFailed(f"template could not be rendered: {exc.message}") from None
+    except Exception as exc:  # a filter given a value it cannot take; the text may hold data
+        raise RenderFailed(f"template could not be rendered: {type(exc).__name__}") from None
     if len(out) > MAX_RENDERED_CHARS:
         raise RenderFailed(f"rendered text longer than {MAX_RENDERED_CHARS} characters")
     return out
@@ -335,10 +468,13 @@ def _one_line(value: str) -> str:
 
 
 def _from_header(address: str, name: str | None) -> bytes:
-    if _CONTROLS.search(address):
-        raise ValueError("email_from must be a plain address")
     message = EmailMessage(policy=SMTP)
-    message["From"] = Address(display_name=_one_line(name or ""), addr_spec=address)
+    try:
+        if _CONTROLS.search(address) or "@" not in address:
+            raise ValueError(address)
+        message["From"] = Address(display_name=_one_line(name or ""), addr_spec=address)
+    except (ValueError, IndexError, HeaderParseError):
+        raise ValueError("email_from must be a plain address such as notice@example.com") from None
     return SMTP.fold_binary("From", message["From"])
 
 
@@ -352,7 +488,7 @@ def _subject_header(subject: str) -> bytes:
                 line = ""
             line += " " + word
         lines.append(line)
-        if max(map(len, lines)) <= 998:
+        if max(map(len, lines)) <= 78:
             return ("\r\n".join(lines) + "\r\n").encode("ascii")
     # RFC 2047 encoded words of at most 42 bytes each (68 characters encoded), cut only
     # between characters, so every header line stays under 78 characters.
@@ -363,8 +499,7 @@ def _subject_header(subject: str) -> bytes:
         end = min(start + 42, len(data))
         while end < len(data) and data[end] & 0xC0 == 0x80:
             end -= 1
-        words.append(b"=?utf-8?b?" + binascii.b2a_base64(data[start:end], newline=False)
-                     + b"?=")
+        words.append(b"=?utf-8?b?" + binascii.b2a_base64(data[start:end], newline=False) + b"?=")
         start = end
     return b"Subject: " + b"\r\n ".join(words) + b"\r\n"
 
@@ -372,16 +507,18 @@ def _subject_header(subject: str) -> bytes:
 def _body(text: str, subtype: bytes) -> bytes:
     """A MIME part's headers and body: quoted-printable for ASCII text, base64 otherwise."""
     data = text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\r\n").encode("utf-8")
-    head = b'Content-Type: text/' + subtype + b'; charset="utf-8"\r\n'
+    head = b"Content-Type: text/" + subtype + b'; charset="utf-8"\r\n'
     if data.isascii():
+        # b2a_qp breaks soft lines with the first line ending it meets, "\n" when none.
         encoded = binascii.b2a_qp(data, istext=True)
+        if b"\r\n" not in encoded:
+            encoded = encoded.replace(b"\n", b"\r\n")
         if not encoded.endswith(b"\r\n"):
             encoded += b"=\r\n"  # a soft break: the message ends in CRLF, the text does not
         return head + b"Content-Transfer-Encoding: quoted-printable\r\n\r\n" + encoded
     flat = binascii.b2a_base64(data, newline=False)
-    lines = [flat[i:i + 76] for i in range(0, len(flat), 76)]
-    return (head + b"Content-Transfer-Encoding: base64\r\n\r\n" + b"\r\n".join(lines)
-            + b"\r\n")
+    lines = [flat[i : i + 76] for i in range(0, len(flat), 76)]
+    return head + b"Content-Transfer-Encoding: base64\r\n\r\n" + b"\r\n".join(lines) + b"\r\n"
 
 
 # GSM 03.38: the basic set costs one septet, the extension table two (escape + char).
@@ -399,16 +536,20 @@ def sms_segments(text: str) -> int:
     if not text:
         return 0
     if _GSM.issuperset(text):
-        sizes = [2 if c in _GSM_EXTENDED else 1 for c in text]
-        single, per_part = 160, 153
+        doubles = sum(map(text.count, _GSM_EXTENDED))
+        units, single, per_part = len(text) + doubles, 160, 153
     else:
-        sizes = [2 if ord(c) > 0xFFFF else 1 for c in text]
-        single, per_part = 70, 67
-    if sum(sizes) <= single:
+        units, single, per_part = len(text.encode("utf-16-le")) // 2, 70, 67
+        doubles = units - len(text)
+    if units <= single:
         return 1
+    if not doubles:
+        return -(-units // per_part)
     # An escape pair or a surrogate pair is never split across two parts.
+    gsm = per_part == 153
     segments, used = 1, 0
-    for size in sizes:
+    for c in text:
+        size = 2 if (c in _GSM_EXTENDED if gsm else c > "\uffff") else 1
         if used + size > per_part:
             segments += 1
             used = 0

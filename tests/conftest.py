@@ -90,9 +90,17 @@ async def db(database_url: str, servers: tuple[str, str]) -> AsyncIterator[async
 def settings(database_url: str, servers: tuple[str, str], tmp_path: Path) -> Settings:
     """Settings for a test: fast rates, short leases and retries."""
     return Settings(
-        database_url=database_url, redis_url=servers[1], email_rate=2000.0, sms_rate=2000.0,
-        batch_size=200, chains_per_channel=2, lease_seconds=20, retry_base_seconds=0.2,
-        retry_max_seconds=1.0, reconcile_seconds=1, data_dir=tmp_path,
+        database_url=database_url,
+        redis_url=servers[1],
+        email_rate=2000.0,
+        sms_rate=2000.0,
+        batch_size=200,
+        chains_per_channel=2,
+        lease_seconds=20,
+        retry_base_seconds=0.2,
+        retry_max_seconds=1.0,
+        reconcile_seconds=1,
+        data_dir=tmp_path,
     )
 
 

@@ -17,11 +17,15 @@ CAMPAIGN: dict[str, Any] = {
     "variables": ["name"],
     "templates": {
         "email": {
-            "ko": {"subject": "[중요] {{ name }}님 개인정보 노출 안내",
-                   "text": "{{ name }}님, 확인 코드 {{ verification_code }} / {{ verify_url }}"},
-            "en": {"subject": "Notice for {{ name }}",
-                   "text": "Dear {{ name }}, code {{ verification_code }}",
-                   "html": "<p>Dear {{ name }}, code {{ verification_code }}</p>"},
+            "ko": {
+                "subject": "[중요] {{ name }}님 개인정보 노출 안내",
+                "text": "{{ name }}님, 확인 코드 {{ verification_code }} / {{ verify_url }}",
+            },
+            "en": {
+                "subject": "Notice for {{ name }}",
+                "text": "Dear {{ name }}, code {{ verification_code }}",
+                "html": "<p>Dear {{ name }}, code {{ verification_code }}</p>",
+            },
         },
         "sms": {
             "ko": {"text": "[안내] 확인코드 {{ verification_code }}"},
@@ -61,10 +65,12 @@ async def create_campaign(api: aiohttp.ClientSession, **changes: Any) -> dict[st
         return body  # type: ignore[no-any-return]
 
 
-async def upload(api: aiohttp.ClientSession, cid: str, data: bytes,
-                 content_type: str = "text/csv") -> tuple[int, dict[str, Any]]:
-    async with api.post(f"/v1/campaigns/{cid}/recipients", data=data,
-                        headers={"Content-Type": content_type}) as resp:
+async def upload(
+    api: aiohttp.ClientSession, cid: str, data: bytes, content_type: str = "text/csv"
+) -> tuple[int, dict[str, Any]]:
+    async with api.post(
+        f"/v1/campaigns/{cid}/recipients", data=data, headers={"Content-Type": content_type}
+    ) as resp:
         return resp.status, await resp.json()
 
 
@@ -74,10 +80,11 @@ async def get_campaign(api: aiohttp.ClientSession, cid: str) -> dict[str, Any]:
         return await resp.json()  # type: ignore[no-any-return]
 
 
-async def wait_for(api: aiohttp.ClientSession, cid: str, done: Any, *,
-                   timeout: float = 120.0) -> dict[str, Any]:
+async def wait_for(
+    api: aiohttp.ClientSession, cid: str, done: Any, *, within: float = 120.0
+) -> dict[str, Any]:
     """Poll the campaign until `done(campaign)` holds; fail with the last state seen."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         state = await get_campaign(api, cid)
         if done(state):

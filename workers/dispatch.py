@@ -1,4 +1,4 @@
-"""The dispatch job: one link of a chain claims a batch, sends it under the rate limit, records it."""
+"""The dispatch job: a chain's link claims a batch, sends it under the rate limit, records it."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from arq.connections import ArqRedis
 
 from notifier import chains
 from notifier.campaigns import Campaign
-from notifier.db import queries
+from notifier.db import Conn, one, queries
 from notifier.models import CampaignState, Channel
 from notifier.providers import Outcome, OutgoingEmail, OutgoingSms, Provider, SendResult
 from notifier.ratelimit import Bucket, RateLimiter, campaign_bucket, provider_bucket
@@ -60,8 +60,9 @@ class Deps:
         return found
 
 
-async def dispatch(ctx: dict[str, Any], campaign_id: str, channel: str, slot: int,
-                   token: str) -> str:
+async def dispatch(
+    ctx: dict[str, Any], campaign_id: str, channel: str, slot: int, token: str
+) -> str:
     """One link of a dispatch chain; returns what it did (kept by arq for a short while)."""
     deps: Deps = ctx["deps"]
     redis = deps.redis
@@ -70,8 +71,10 @@ async def dispatch(ctx: dict[str, Any], campaign_id: str, channel: str, slot: in
     try:
         outcome, defer = await _link(deps, uuid.UUID(campaign_id), channel)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-        log.exception("dispatch link failed; retrying shortly",
-                      extra={"campaign_id": campaign_id, "channel": channel})
+        log.exception(
+            "dispatch link failed; retrying shortly",
+            extra={"campaign_id": campaign_id, "channel": channel},
+        )
         outcome, defer = "error", 2.0
     if defer is None:
         await chains.release(redis, campaign_id, channel, slot, token)
@@ -92,24 +95,47 @@ async def _link(deps: Deps, campaign_id: uuid.UUID, channel: str) -> tuple[str, 
         rate = min(b.rate for b in buckets)
         size = max(1, min(settings.batch_size, math.ceil(rate * LINK_SECONDS)))
         claim = uuid.uuid4()
-        rows = await conn.fetch(queries["claim_batch"], campaign_id, channel, size, claim,
-                                float(settings.lease_seconds), random.randrange(16))
+        rows = await conn.fetch(
+            queries["claim_batch"],
+            campaign_id,
+            channel,
+            size,
+            claim,
+            float(settings.lease_seconds),
+            random.randrange(16),
+        )
         if not rows:
             return await _idle(conn, campaign_id, channel)
     messages, failed = _render(deps, campaign, channel, rows)
     results = await _send(deps, campaign_id, channel, buckets, messages)
     results.extend(failed)
     await _record(deps, campaign_id, claim, rows, results)
+    if channel == Channel.EMAIL and campaign.fallback.get("email_failed") == "sms":
+        await _fall_back(deps, campaign_id, results)
     return f"sent batch of {len(rows)}", 0.0
 
 
-async def _idle(conn: asyncpg.Connection, campaign_id: uuid.UUID,
-                channel: str) -> tuple[str, float | None]:
-    work = await conn.fetchrow(queries["channel_work"], campaign_id, channel)
+async def _fall_back(deps: Deps, campaign_id: uuid.UUID, results: list[SendResult]) -> None:
+    """Give recipients whose email failed for good an SMS, and make sure SMS chains run."""
+    failed = [r.delivery_id for r in results if r.outcome in (Outcome.PERMANENT, Outcome.TRANSIENT)]
+    if not failed:
+        return
+    async with deps.pool.acquire() as conn:
+        added = await conn.fetchval(
+            queries["add_fallback"], campaign_id, failed, random.randrange(16)
+        )
+    if added:
+        await chains.ensure(
+            deps.redis, str(campaign_id), [Channel.SMS], deps.settings.chains_per_channel
+        )
+
+
+async def _idle(conn: Conn, campaign_id: uuid.UUID, channel: str) -> tuple[str, float | None]:
+    work = one(await conn.fetchrow(queries["channel_work"], campaign_id, channel))
     if work["due"]:
         return "due rows locked by others", 0.2
     if work["next_at"] is not None:
-        wait = (work["next_at"].timestamp() - time.time())
+        wait = float(work["next_at"].timestamp() - time.time())
         return "waiting for retries", min(max(wait, 0.1), 5.0)
     if not work["in_flight"]:
         await conn.fetchval(queries["complete_if_done"], campaign_id)
@@ -123,8 +149,9 @@ def _buckets(settings: Settings, campaign: Campaign, channel: str) -> list[Bucke
     return buckets
 
 
-def _render(deps: Deps, campaign: Campaign, channel: str,
-            rows: Sequence[asyncpg.Record]) -> tuple[list[Any], list[SendResult]]:
+def _render(
+    deps: Deps, campaign: Campaign, channel: str, rows: Sequence[asyncpg.Record]
+) -> tuple[list[Any], list[SendResult]]:
     """Messages ready to send, and results for rows that could not be rendered."""
     compiled = deps.compile(campaign)
     base = deps.settings.public_base_url.rstrip("/")
@@ -133,26 +160,40 @@ def _render(deps: Deps, campaign: Campaign, channel: str,
     for r in rows:
         code = r["verification_code"]
         context = orjson.loads(r["vars"])
-        context.update(external_id=r["external_id"], locale=r["locale"], verification_code=code,
-                       verify_url=f"{base}/v1/verify/{code}")
+        context.update(
+            external_id=r["external_id"],
+            locale=r["locale"],
+            verification_code=code,
+            verify_url=f"{base}/v1/verify/{code}",
+        )
         try:
             if channel == Channel.EMAIL:
                 data = compiled.render_email(r["locale"], r["email"], context)
                 messages.append(OutgoingEmail(delivery_id=r["id"], to=r["email"], data=data))
             else:
                 body = compiled.render_sms(r["locale"], context)
-                callback = (f"{base}/v1/webhooks/twilio/status"
-                            f"?campaign={campaign.id}&delivery={r['id']}")
-                messages.append(OutgoingSms(delivery_id=r["id"], to=r["phone"], body=body,
-                                            status_callback=callback))
+                callback = (
+                    f"{base}/v1/webhooks/twilio/status?campaign={campaign.id}&delivery={r['id']}"
+                )
+                messages.append(
+                    OutgoingSms(
+                        delivery_id=r["id"], to=r["phone"], body=body, status_callback=callback
+                    )
+                )
         except Exception as exc:  # a template that cannot render for this row fails it alone
-            failed.append(SendResult(delivery_id=r["id"], outcome=Outcome.PERMANENT,
-                                     error=f"template: {type(exc).__name__}"))
+            failed.append(
+                SendResult(
+                    delivery_id=r["id"],
+                    outcome=Outcome.PERMANENT,
+                    error=f"template: {type(exc).__name__}",
+                )
+            )
     return messages, failed
 
 
-async def _send(deps: Deps, campaign_id: uuid.UUID, channel: str, buckets: list[Bucket],
-                messages: list[Any]) -> list[SendResult]:
+async def _send(
+    deps: Deps, campaign_id: uuid.UUID, channel: str, buckets: list[Bucket], messages: list[Any]
+) -> list[SendResult]:
     """Send under the rate limit; stop taking new tokens if the campaign stops sending."""
     provider = deps.providers[channel]
     tasks: list[asyncio.Task[list[SendResult]]] = []
@@ -162,8 +203,9 @@ async def _send(deps: Deps, campaign_id: uuid.UUID, channel: str, buckets: list[
         if time.monotonic() - checked > STATE_CHECK_SECONDS:
             checked = time.monotonic()
             async with deps.pool.acquire() as conn:
-                state = await conn.fetchval("SELECT state FROM campaigns WHERE id = $1",
-                                            campaign_id)
+                state = await conn.fetchval(
+                    "SELECT state FROM campaigns WHERE id = $1", campaign_id
+                )
             if state != CampaignState.SENDING:
                 break
         n = await deps.limiter.take(buckets, len(messages) - sent_upto)
@@ -171,8 +213,10 @@ async def _send(deps: Deps, campaign_id: uuid.UUID, channel: str, buckets: list[
         sent_upto += n
         tasks.append(asyncio.create_task(provider.send(chunk)))
     results = [res for chunk_results in await asyncio.gather(*tasks) for res in chunk_results]
-    results.extend(SendResult(delivery_id=m.delivery_id, outcome=Outcome.RELEASED)
-                   for m in messages[sent_upto:])
+    results.extend(
+        SendResult(delivery_id=m.delivery_id, outcome=Outcome.RELEASED)
+        for m in messages[sent_upto:]
+    )
     throttled = [r.retry_after or 1.0 for r in results if r.outcome == Outcome.THROTTLED]
     if throttled:
         await deps.limiter.hold(buckets[0], max(throttled))
@@ -180,25 +224,38 @@ async def _send(deps: Deps, campaign_id: uuid.UUID, channel: str, buckets: list[
 
 
 def _retry_in(settings: Settings, attempts: int) -> float:
-    """Exponential backoff with full jitter around it, capped."""
-    base = min(settings.retry_max_seconds, settings.retry_base_seconds * 2 ** (attempts - 1))
-    return base * random.uniform(0.5, 1.5)
+    """Exponential backoff, capped, with jitter so that retries do not arrive in waves."""
+    base = min(settings.retry_max_seconds, settings.retry_base_seconds * 2.0 ** (attempts - 1))
+    return float(base * random.uniform(0.5, 1.5))
 
 
-async def _record(deps: Deps, campaign_id: uuid.UUID, claim: uuid.UUID,
-                  rows: Sequence[asyncpg.Record], results: list[SendResult]) -> None:
+async def _record(
+    deps: Deps,
+    campaign_id: uuid.UUID,
+    claim: uuid.UUID,
+    rows: Sequence[asyncpg.Record],
+    results: list[SendResult],
+) -> None:
     """Write every outcome in one statement, retrying while the database is unreachable."""
     attempts = {r["id"]: r["attempts"] for r in rows}
     retry_in = [
-        (r.retry_after or 1.0) if r.outcome == Outcome.THROTTLED
-        else 0.0 if r.outcome == Outcome.RELEASED
+        (r.retry_after or 1.0)
+        if r.outcome == Outcome.THROTTLED
+        else 0.0
+        if r.outcome == Outcome.RELEASED
         else _retry_in(deps.settings, attempts[r.delivery_id])
         for r in results
     ]
     args = (
-        campaign_id, [r.delivery_id for r in results], [str(r.outcome) for r in results],
-        [r.provider_message_id for r in results], [r.error for r in results], retry_in, claim,
-        deps.settings.max_attempts, random.randrange(16),
+        campaign_id,
+        [r.delivery_id for r in results],
+        [str(r.outcome) for r in results],
+        [r.provider_message_id for r in results],
+        [r.error for r in results],
+        retry_in,
+        claim,
+        deps.settings.max_attempts,
+        random.randrange(16),
     )
     deadline = time.monotonic() + RECORD_RETRY_SECONDS
     while True:
@@ -206,9 +263,15 @@ async def _record(deps: Deps, campaign_id: uuid.UUID, claim: uuid.UUID,
             async with deps.pool.acquire() as conn:
                 await conn.fetch(queries["record_results"], *args)
             return
-        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-                asyncpg.CannotConnectNowError):
+        except (
+            OSError,
+            asyncpg.PostgresConnectionError,
+            asyncpg.InterfaceError,
+            asyncpg.CannotConnectNowError,
+        ):
             if time.monotonic() > deadline:
                 raise
-            log.warning("recording results failed; retrying", extra={"campaign_id": str(campaign_id)})
+            log.warning(
+                "recording results failed; retrying", extra={"campaign_id": str(campaign_id)}
+            )
             await asyncio.sleep(1.0)

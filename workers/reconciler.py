@@ -46,7 +46,9 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
                 summary["completed"] += 1
                 continue
             summary["chains_started"] += await chains.ensure(
-                deps.redis, str(cid), campaign_service.channels_of(campaign),
+                deps.redis,
+                str(cid),
+                campaign_service.channels_of(campaign),
                 settings.chains_per_channel,
             )
     if any(summary.values()):
@@ -54,14 +56,17 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
     return summary
 
 
-async def _sample_rate(conn: Any, campaign: Campaign, row: Any,
-                       counts: dict[str, dict[str, int]]) -> None:
-    done = sum(n for per in counts.values() for s, n in per.items()
-               if s not in ("pending", "sending"))
+async def _sample_rate(
+    conn: Any, campaign: Campaign, row: Any, counts: dict[str, dict[str, int]]
+) -> None:
+    done = sum(
+        n for per in counts.values() for s, n in per.items() if s not in ("pending", "sending")
+    )
     rate = 0.0
     if row["progress_at"] is not None and campaign.state == CampaignState.SENDING:
-        elapsed = await conn.fetchval("SELECT extract(epoch FROM now() - $1::timestamptz)",
-                                      row["progress_at"])
+        elapsed = await conn.fetchval(
+            "SELECT extract(epoch FROM now() - $1::timestamptz)", row["progress_at"]
+        )
         if elapsed and elapsed > 0:
             fresh = max(0.0, (done - row["progress_done"]) / float(elapsed))
             rate = RATE_SMOOTHING * fresh + (1 - RATE_SMOOTHING) * campaign.rate_per_second

@@ -14,8 +14,12 @@ from notifier.app import KEY, POOL, REDIS, SETTINGS, Handler, json_response, rea
 from notifier.campaigns import Campaign
 from notifier.errors import UnsupportedMediaType
 
-UPLOAD_TYPES = {"text/csv": "csv", "application/x-ndjson": "ndjson",
-                "application/ndjson": "ndjson", "application/jsonl": "ndjson"}
+UPLOAD_TYPES = {
+    "text/csv": "csv",
+    "application/x-ndjson": "ndjson",
+    "application/ndjson": "ndjson",
+    "application/jsonl": "ndjson",
+}
 
 
 async def render(request: web.Request, campaign: Campaign) -> dict[str, Any]:
@@ -24,14 +28,24 @@ async def render(request: web.Request, campaign: Campaign) -> dict[str, Any]:
         counts = await service.counts(conn, campaign)
     rate, eta = service.progress(campaign, counts)
     return {
-        "id": campaign.id, "name": campaign.name, "incident_ref": campaign.incident_ref,
-        "state": campaign.state, "channels": campaign.channels,
-        "default_locale": campaign.default_locale, "default_region": campaign.default_region,
-        "variables": campaign.variables, "templates": campaign.templates,
-        "rate_limit_per_second": campaign.rate_limit_per_second, "fallback": campaign.fallback,
-        "created_at": campaign.created_at, "launched_at": campaign.launched_at,
-        "completed_at": campaign.completed_at, "recipients": campaign.recipients,
-        "counts": counts, "rate_per_second": round(rate, 2), "eta_seconds": eta,
+        "id": campaign.id,
+        "name": campaign.name,
+        "incident_ref": campaign.incident_ref,
+        "state": campaign.state,
+        "channels": campaign.channels,
+        "default_locale": campaign.default_locale,
+        "default_region": campaign.default_region,
+        "variables": campaign.variables,
+        "templates": campaign.templates,
+        "rate_limit_per_second": campaign.rate_limit_per_second,
+        "fallback": campaign.fallback,
+        "created_at": campaign.created_at,
+        "launched_at": campaign.launched_at,
+        "completed_at": campaign.completed_at,
+        "recipients": campaign.recipients,
+        "counts": counts,
+        "rate_per_second": round(rate, 2),
+        "eta_seconds": eta,
     }
 
 
@@ -56,8 +70,12 @@ async def list_(request: web.Request) -> web.Response:
         items, cursor = await service.list_page(
             conn, after=params.cursor(request), limit=params.limit(request)
         )
-    return json_response({"items": [await render(request, c) for c in items],
-                          "next": str(cursor) if cursor is not None else None})
+    return json_response(
+        {
+            "items": [await render(request, c) for c in items],
+            "next": str(cursor) if cursor is not None else None,
+        }
+    )
 
 
 async def _chunks(request: web.Request) -> AsyncIterator[bytes]:
@@ -74,8 +92,14 @@ async def upload(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         campaign = await service.get(conn, cid)
         result = await recipients.import_upload(conn, campaign, _chunks(request), fmt)
-    return json_response({"accepted": result.accepted, "rejected": result.rejected,
-                          "duplicates": result.duplicates, "errors": result.errors})
+    return json_response(
+        {
+            "accepted": result.accepted,
+            "rejected": result.rejected,
+            "duplicates": result.duplicates,
+            "errors": result.errors,
+        }
+    )
 
 
 def transition(action: str) -> Handler:
@@ -86,9 +110,12 @@ def transition(action: str) -> Handler:
         async with request.app[POOL].acquire() as conn:
             campaign = await service.change_state(conn, params.campaign_id(request), action)
         if action in ("launch", "resume"):
-            await chains.ensure(request.app[REDIS], str(campaign.id),
-                                service.channels_of(campaign),
-                                request.app[SETTINGS].chains_per_channel)
+            await chains.ensure(
+                request.app[REDIS],
+                str(campaign.id),
+                service.channels_of(campaign),
+                request.app[SETTINGS].chains_per_channel,
+            )
         return json_response(await render(request, campaign), status=202)
 
     handler.__name__ = action

@@ -23,7 +23,11 @@ async def list_(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         await campaign_service.get(conn, cid)
         items, cursor = await service.page(
-            conn, cid, status=status, channel=channel, after=params.cursor(request),
+            conn,
+            cid,
+            status=status,
+            channel=channel,
+            after=params.cursor(request),
             limit=params.limit(request),
         )
     return json_response({"items": items, "next": str(cursor) if cursor is not None else None})
@@ -34,10 +38,12 @@ async def report(request: web.Request) -> web.StreamResponse:
     cid = params.campaign_id(request)
     async with request.app[POOL].acquire() as conn:
         campaign = await campaign_service.get(conn, cid)
-        response = web.StreamResponse(headers={
-            "Content-Type": "text/csv; charset=utf-8",
-            "Content-Disposition": f'attachment; filename="campaign-{campaign.id}.csv"',
-        })
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/csv; charset=utf-8",
+                "Content-Disposition": f'attachment; filename="campaign-{campaign.id}.csv"',
+            }
+        )
         response.enable_chunked_encoding()
         await response.prepare(request)
         async for chunk in service.report(conn, cid):

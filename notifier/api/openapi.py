@@ -20,22 +20,36 @@ def _json(schema: J) -> J:
 
 
 def _problem(description: str) -> J:
-    return {"description": description,
-            "content": {"application/problem+json": {"schema": _ref("Problem")}}}
+    return {
+        "description": description,
+        "content": {"application/problem+json": {"schema": _ref("Problem")}},
+    }
 
 
-_AUTH_ERRORS = {"401": _problem("Missing, unknown, expired or revoked API key"),
-                "403": _problem("The key lacks the scope")}
+_AUTH_ERRORS = {
+    "401": _problem("Missing, unknown, expired or revoked API key"),
+    "403": _problem("The key lacks the scope"),
+}
 _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
 _PAGE = [
     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
-    {"name": "after", "in": "query", "schema": {"type": "string"},
-     "description": "the `next` cursor of the previous page"},
+    {
+        "name": "after",
+        "in": "query",
+        "schema": {"type": "string"},
+        "description": "the `next` cursor of the previous page",
+    },
 ]
 
 
-def _op(summary: str, responses: J, *, scope: str | None = None, params: list[J] | None = None,
-        body: J | None = None) -> J:
+def _op(
+    summary: str,
+    responses: J,
+    *,
+    scope: str | None = None,
+    params: list[J] | None = None,
+    body: J | None = None,
+) -> J:
     op: J = {"summary": summary, "responses": responses}
     if scope:
         op["security"] = [{"bearer": [scope]}]
@@ -48,23 +62,47 @@ def _op(summary: str, responses: J, *, scope: str | None = None, params: list[J]
 
 
 def _transition(action: str, effect: str) -> J:
-    return {"post": _op(
-        f"{action.capitalize()} the campaign: {effect}",
-        {"202": {"description": "Accepted", "content": _json(_ref("Campaign"))},
-         "404": _problem("No such campaign"), "409": _problem("Illegal state change")},
-        scope="campaigns:write", params=[_ID])}
+    return {
+        "post": _op(
+            f"{action.capitalize()} the campaign: {effect}",
+            {
+                "202": {"description": "Accepted", "content": _json(_ref("Campaign"))},
+                "404": _problem("No such campaign"),
+                "409": _problem("Illegal state change"),
+            },
+            scope="campaigns:write",
+            params=[_ID],
+        )
+    }
 
 
-_COUNTS = {"type": "object", "additionalProperties": {
-    "type": "object", "properties": {s: {"type": "integer"} for s in map(str, DeliveryStatus)}}}
-_TEMPLATE = {"type": "object", "properties": {"subject": {"type": "string"},
-                                              "text": {"type": "string"},
-                                              "html": {"type": "string"}}}
+_COUNTS = {
+    "type": "object",
+    "additionalProperties": {
+        "type": "object",
+        "properties": {s: {"type": "integer"} for s in map(str, DeliveryStatus)},
+    },
+}
+_TEMPLATE = {
+    "type": "object",
+    "properties": {
+        "subject": {"type": "string"},
+        "text": {"type": "string"},
+        "html": {"type": "string"},
+    },
+}
 _SCHEMAS: J = {
-    "Problem": {"type": "object", "required": ["type", "title", "status", "detail"],
-                "properties": {"type": {"type": "string"}, "title": {"type": "string"},
-                               "status": {"type": "integer"}, "detail": {"type": "string"},
-                               "errors": {"type": "array", "items": {"type": "object"}}}},
+    "Problem": {
+        "type": "object",
+        "required": ["type", "title", "status", "detail"],
+        "properties": {
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+            "errors": {"type": "array", "items": {"type": "object"}},
+        },
+    },
     "CampaignCreate": {
         "type": "object",
         "required": ["name", "incident_ref", "channels", "default_locale", "templates"],
@@ -73,50 +111,95 @@ _SCHEMAS: J = {
             "incident_ref": {"type": "string", "maxLength": 100},
             "channels": {"type": "array", "items": {"enum": list(map(str, Channel))}},
             "default_locale": {"type": "string", "examples": ["ko"]},
-            "default_region": {"type": "string", "description":
-                               "region for phone numbers written without +, e.g. KR"},
-            "variables": {"type": "array", "items": {"type": "string"}, "description":
-                          "extra recipient columns the templates use"},
-            "templates": {"type": "object", "description":
-                          "channel → locale → {subject, text, html} for email, {text} for sms",
-                          "additionalProperties": {"type": "object",
-                                                   "additionalProperties": _TEMPLATE}},
+            "default_region": {
+                "type": "string",
+                "description": "region for phone numbers written without +, e.g. KR",
+            },
+            "variables": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "extra recipient columns the templates use",
+            },
+            "templates": {
+                "type": "object",
+                "description": "channel → locale → {subject, text, html} for email, {text} for sms",
+                "additionalProperties": {"type": "object", "additionalProperties": _TEMPLATE},
+            },
             "rate_limit_per_second": {"type": "number", "exclusiveMinimum": 0},
             "fallback": {"type": "object", "properties": {"email_failed": {"const": "sms"}}},
-        }},
-    "Campaign": {"type": "object", "properties": {
-        "id": {"type": "string", "format": "uuid"}, "name": {"type": "string"},
-        "incident_ref": {"type": "string"}, "state": {"enum": list(map(str, CampaignState))},
-        "channels": {"type": "array", "items": {"type": "string"}},
-        "created_at": {"type": "string", "format": "date-time"},
-        "launched_at": {"type": ["string", "null"], "format": "date-time"},
-        "completed_at": {"type": ["string", "null"], "format": "date-time"},
-        "recipients": {"type": "integer"}, "counts": _COUNTS,
-        "rate_per_second": {"type": "number"}, "eta_seconds": {"type": ["number", "null"]}}},
-    "CampaignList": {"type": "object", "properties": {
-        "items": {"type": "array", "items": _ref("Campaign")},
-        "next": {"type": ["string", "null"]}}},
-    "UploadResult": {"type": "object", "properties": {
-        "accepted": {"type": "integer"}, "rejected": {"type": "integer"},
-        "duplicates": {"type": "integer"},
-        "errors": {"type": "array", "maxItems": 1000, "items": {
-            "type": "object", "properties": {"line": {"type": "integer"},
-                                             "message": {"type": "string"}}}}}},
-    "Delivery": {"type": "object", "properties": {
-        "recipient_external_id": {"type": "string"}, "channel": {"type": "string"},
-        "status": {"enum": list(map(str, DeliveryStatus))}, "attempts": {"type": "integer"},
-        "provider_message_id": {"type": ["string", "null"]},
-        "last_error": {"type": ["string", "null"]},
-        "sent_at": {"type": ["string", "null"], "format": "date-time"},
-        "delivered_at": {"type": ["string", "null"], "format": "date-time"},
-        "updated_at": {"type": "string", "format": "date-time"},
-        "possible_duplicate": {"type": "boolean"}}},
-    "DeliveryList": {"type": "object", "properties": {
-        "items": {"type": "array", "items": _ref("Delivery")},
-        "next": {"type": ["string", "null"]}}},
-    "Verification": {"type": "object", "properties": {
-        "genuine": {"const": True}, "campaign": {"type": "string"},
-        "channel": {"type": "string"}, "sent_at": {"type": ["string", "null"]}}},
+        },
+    },
+    "Campaign": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string", "format": "uuid"},
+            "name": {"type": "string"},
+            "incident_ref": {"type": "string"},
+            "state": {"enum": list(map(str, CampaignState))},
+            "channels": {"type": "array", "items": {"type": "string"}},
+            "created_at": {"type": "string", "format": "date-time"},
+            "launched_at": {"type": ["string", "null"], "format": "date-time"},
+            "completed_at": {"type": ["string", "null"], "format": "date-time"},
+            "recipients": {"type": "integer"},
+            "counts": _COUNTS,
+            "rate_per_second": {"type": "number"},
+            "eta_seconds": {"type": ["number", "null"]},
+        },
+    },
+    "CampaignList": {
+        "type": "object",
+        "properties": {
+            "items": {"type": "array", "items": _ref("Campaign")},
+            "next": {"type": ["string", "null"]},
+        },
+    },
+    "UploadResult": {
+        "type": "object",
+        "properties": {
+            "accepted": {"type": "integer"},
+            "rejected": {"type": "integer"},
+            "duplicates": {"type": "integer"},
+            "errors": {
+                "type": "array",
+                "maxItems": 1000,
+                "items": {
+                    "type": "object",
+                    "properties": {"line": {"type": "integer"}, "message": {"type": "string"}},
+                },
+            },
+        },
+    },
+    "Delivery": {
+        "type": "object",
+        "properties": {
+            "recipient_external_id": {"type": "string"},
+            "channel": {"type": "string"},
+            "status": {"enum": list(map(str, DeliveryStatus))},
+            "attempts": {"type": "integer"},
+            "provider_message_id": {"type": ["string", "null"]},
+            "last_error": {"type": ["string", "null"]},
+            "sent_at": {"type": ["string", "null"], "format": "date-time"},
+            "delivered_at": {"type": ["string", "null"], "format": "date-time"},
+            "updated_at": {"type": "string", "format": "date-time"},
+            "possible_duplicate": {"type": "boolean"},
+        },
+    },
+    "DeliveryList": {
+        "type": "object",
+        "properties": {
+            "items": {"type": "array", "items": _ref("Delivery")},
+            "next": {"type": ["string", "null"]},
+        },
+    },
+    "Verification": {
+        "type": "object",
+        "properties": {
+            "genuine": {"const": True},
+            "campaign": {"type": "string"},
+            "channel": {"type": "string"},
+            "sent_at": {"type": ["string", "null"]},
+        },
+    },
 }
 
 
@@ -126,90 +209,185 @@ def document() -> J:
     ok = {"description": "OK"}
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Breach notification API", "version": __version__, "description":
-                 "Create notification campaigns, upload affected accounts, launch, watch, "
-                 "and prove who was told what and when."},
+        "info": {
+            "title": "Breach notification API",
+            "version": __version__,
+            "description": "Create notification campaigns, upload affected accounts, launch, "
+            "watch, and prove who was told what and when.",
+        },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": _SCHEMAS,
         },
         "paths": {
             "/healthz": {"get": _op("The process is up", {"200": ok})},
-            "/readyz": {"get": _op("Postgres and Redis are reachable",
-                                   {"200": ok, "503": {"description": "Not ready"}})},
+            "/readyz": {
+                "get": _op(
+                    "Postgres and Redis are reachable",
+                    {"200": ok, "503": {"description": "Not ready"}},
+                )
+            },
             "/openapi.json": {"get": _op("This document", {"200": ok})},
             "/docs": {"get": _op("A page listing the endpoints", {"200": ok})},
             "/v1/campaigns": {
-                "post": _op("Create a campaign (draft)",
-                            {"201": {"description": "Created", "content": _json(_ref("Campaign"))},
-                             "400": _problem("Not JSON"), "415": _problem("Not JSON"),
-                             "422": _problem("Invalid campaign, naming each field")},
-                            scope="campaigns:write",
-                            body={"required": True, "content": _json(_ref("CampaignCreate"))}),
-                "get": _op("List campaigns, newest first",
-                           {"200": {"description": "A page", "content": _json(_ref("CampaignList"))},
-                            "400": _problem("Bad paging parameter")},
-                           scope="campaigns:read", params=_PAGE),
+                "post": _op(
+                    "Create a campaign (draft)",
+                    {
+                        "201": {"description": "Created", "content": _json(_ref("Campaign"))},
+                        "400": _problem("Not JSON"),
+                        "415": _problem("Not JSON"),
+                        "422": _problem("Invalid campaign, naming each field"),
+                    },
+                    scope="campaigns:write",
+                    body={"required": True, "content": _json(_ref("CampaignCreate"))},
+                ),
+                "get": _op(
+                    "List campaigns, newest first",
+                    {
+                        "200": {"description": "A page", "content": _json(_ref("CampaignList"))},
+                        "400": _problem("Bad paging parameter"),
+                    },
+                    scope="campaigns:read",
+                    params=_PAGE,
+                ),
             },
-            "/v1/campaigns/{id}": {"get": _op(
-                "A campaign with its counts by channel and status",
-                {"200": {"description": "The campaign", "content": _json(_ref("Campaign"))},
-                 "404": _problem("No such campaign")},
-                scope="campaigns:read", params=[_ID])},
-            "/v1/campaigns/{id}/recipients": {"post": _op(
-                "Upload affected accounts (CSV with a header row, or NDJSON), streamed; "
-                "bad rows are reported by line and the rest imported",
-                {"200": {"description": "Import result", "content": _json(_ref("UploadResult"))},
-                 "400": _problem("Malformed file: nothing imported"),
-                 "404": _problem("No such campaign"),
-                 "409": _problem("The campaign is not a draft"),
-                 "415": _problem("Not CSV or NDJSON")},
-                scope="campaigns:write", params=[_ID],
-                body={"required": True, "content": {
-                    "text/csv": {"schema": {"type": "string"}},
-                    "application/x-ndjson": {"schema": {"type": "string"}}}})},
+            "/v1/campaigns/{id}": {
+                "get": _op(
+                    "A campaign with its counts by channel and status",
+                    {
+                        "200": {"description": "The campaign", "content": _json(_ref("Campaign"))},
+                        "404": _problem("No such campaign"),
+                    },
+                    scope="campaigns:read",
+                    params=[_ID],
+                )
+            },
+            "/v1/campaigns/{id}/recipients": {
+                "post": _op(
+                    "Upload affected accounts (CSV with a header row, or NDJSON), streamed; "
+                    "bad rows are reported by line and the rest imported",
+                    {
+                        "200": {
+                            "description": "Import result",
+                            "content": _json(_ref("UploadResult")),
+                        },
+                        "400": _problem("Malformed file: nothing imported"),
+                        "404": _problem("No such campaign"),
+                        "409": _problem("The campaign is not a draft"),
+                        "415": _problem("Not CSV or NDJSON"),
+                    },
+                    scope="campaigns:write",
+                    params=[_ID],
+                    body={
+                        "required": True,
+                        "content": {
+                            "text/csv": {"schema": {"type": "string"}},
+                            "application/x-ndjson": {"schema": {"type": "string"}},
+                        },
+                    },
+                )
+            },
             "/v1/campaigns/{id}/launch": _transition("launch", "start sending"),
             "/v1/campaigns/{id}/pause": _transition("pause", "no new sends start"),
             "/v1/campaigns/{id}/resume": _transition("resume", "sending continues"),
             "/v1/campaigns/{id}/cancel": _transition("cancel", "pending deliveries are cancelled"),
-            "/v1/campaigns/{id}/deliveries": {"get": _op(
-                "A page of the campaign's deliveries",
-                {"200": {"description": "A page", "content": _json(_ref("DeliveryList"))},
-                 "400": _problem("Bad filter or paging parameter"),
-                 "404": _problem("No such campaign")},
-                scope="campaigns:read", params=[
-                    _ID, *_PAGE,
-                    {"name": "status", "in": "query",
-                     "schema": {"enum": list(map(str, DeliveryStatus))}},
-                    {"name": "channel", "in": "query", "schema": {"enum": list(map(str, Channel))}},
-                ])},
-            "/v1/campaigns/{id}/report": {"get": _op(
-                "The evidence: one CSV row per delivery with its status and transition times",
-                {"200": {"description": "CSV, streamed",
-                         "content": {"text/csv": {"schema": {"type": "string"}}}},
-                 "404": _problem("No such campaign")},
-                scope="campaigns:read", params=[_ID])},
-            "/v1/recipients/{external_id}/deliveries": {"get": _op(
-                "Every delivery to one account across campaigns",
-                {"200": {"description": "Deliveries", "content": _json({"type": "object"})},
-                 "404": _problem("No deliveries to this account")},
-                scope="campaigns:read",
-                params=[{"name": "external_id", "in": "path", "required": True,
-                         "schema": {"type": "string"}}])},
-            "/v1/verify/{code}": {"get": _op(
-                "Is this notice genuine? Public; reveals no personal data",
-                {"200": {"description": "Genuine", "content": _json(_ref("Verification"))},
-                 "404": _problem("Not a code this service issued")},
-                params=[{"name": "code", "in": "path", "required": True,
-                         "schema": {"type": "string"}}])},
-            "/v1/webhooks/twilio/status": {"post": _op(
-                "Twilio's message status callback, checked with X-Twilio-Signature",
-                {"204": {"description": "Applied (or a replay, which changes nothing)"},
-                 "400": _problem("Not a status callback"),
-                 "403": _problem("Bad signature: nothing changed")},
-                params=[{"name": "X-Twilio-Signature", "in": "header", "required": True,
-                         "schema": {"type": "string"}}],
-                body={"required": True, "content": {"application/x-www-form-urlencoded": {
-                    "schema": {"type": "object"}}}})},
+            "/v1/campaigns/{id}/deliveries": {
+                "get": _op(
+                    "A page of the campaign's deliveries",
+                    {
+                        "200": {"description": "A page", "content": _json(_ref("DeliveryList"))},
+                        "400": _problem("Bad filter or paging parameter"),
+                        "404": _problem("No such campaign"),
+                    },
+                    scope="campaigns:read",
+                    params=[
+                        _ID,
+                        *_PAGE,
+                        {
+                            "name": "status",
+                            "in": "query",
+                            "schema": {"enum": list(map(str, DeliveryStatus))},
+                        },
+                        {
+                            "name": "channel",
+                            "in": "query",
+                            "schema": {"enum": list(map(str, Channel))},
+                        },
+                    ],
+                )
+            },
+            "/v1/campaigns/{id}/report": {
+                "get": _op(
+                    "The evidence: one CSV row per delivery with its status and transition times",
+                    {
+                        "200": {
+                            "description": "CSV, streamed",
+                            "content": {"text/csv": {"schema": {"type": "string"}}},
+                        },
+                        "404": _problem("No such campaign"),
+                    },
+                    scope="campaigns:read",
+                    params=[_ID],
+                )
+            },
+            "/v1/recipients/{external_id}/deliveries": {
+                "get": _op(
+                    "Every delivery to one account across campaigns",
+                    {
+                        "200": {"description": "Deliveries", "content": _json({"type": "object"})},
+                        "404": _problem("No deliveries to this account"),
+                    },
+                    scope="campaigns:read",
+                    params=[
+                        {
+                            "name": "external_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                )
+            },
+            "/v1/verify/{code}": {
+                "get": _op(
+                    "Is this notice genuine? Public; reveals no personal data",
+                    {
+                        "200": {"description": "Genuine", "content": _json(_ref("Verification"))},
+                        "404": _problem("Not a code this service issued"),
+                    },
+                    params=[
+                        {
+                            "name": "code",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                )
+            },
+            "/v1/webhooks/twilio/status": {
+                "post": _op(
+                    "Twilio's message status callback, checked with X-Twilio-Signature",
+                    {
+                        "204": {"description": "Applied (or a replay, which changes nothing)"},
+                        "400": _problem("Not a status callback"),
+                        "403": _problem("Bad signature: nothing changed"),
+                    },
+                    params=[
+                        {
+                            "name": "X-Twilio-Signature",
+                            "in": "header",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    body={
+                        "required": True,
+                        "content": {
+                            "application/x-www-form-urlencoded": {"schema": {"type": "object"}}
+                        },
+                    },
+                )
+            },
         },
     }

@@ -31,8 +31,10 @@ async def readyz(request: web.Request) -> web.Response:
     except Exception:
         checks["redis"] = "unreachable"
     ready = all(v == "ok" for v in checks.values())
-    return json_response({"status": "ready" if ready else "not ready", "checks": checks},
-                         status=200 if ready else 503)
+    return json_response(
+        {"status": "ready" if ready else "not ready", "checks": checks},
+        status=200 if ready else 503,
+    )
 
 
 async def openapi(request: web.Request) -> web.Response:
@@ -44,8 +46,10 @@ async def docs(request: web.Request) -> web.Response:
     rows = []
     for path, ops in doc["paths"].items():
         for method, op in ops.items():
-            rows.append(f"<tr><td><code>{method.upper()}</code></td><td><code>"
-                        f"{html.escape(path)}</code></td><td>{html.escape(op['summary'])}</td></tr>")
+            rows.append(
+                f"<tr><td><code>{method.upper()}</code></td><td><code>"
+                f"{html.escape(path)}</code></td><td>{html.escape(op['summary'])}</td></tr>"
+            )
     page = (
         "<!doctype html><html><head><meta charset='utf-8'><title>"
         f"{html.escape(doc['info']['title'])}</title></head><body>"
@@ -53,12 +57,16 @@ async def docs(request: web.Request) -> web.Response:
         "</p><p>The full description: <a href='/openapi.json'>openapi.json</a></p>"
         f"<table>{''.join(rows)}</table></body></html>"
     )
-    return web.Response(text=page, content_type="text/html", headers={
-        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
-        "X-Content-Type-Options": "nosniff",
-        "X-Frame-Options": "DENY",
-        "Referrer-Policy": "no-referrer",
-    })
+    return web.Response(
+        text=page,
+        content_type="text/html",
+        headers={
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+            "X-Content-Type-Options": "nosniff",
+            "X-Frame-Options": "DENY",
+            "Referrer-Policy": "no-referrer",
+        },
+    )
 
 
 async def verify(request: web.Request) -> web.Response:

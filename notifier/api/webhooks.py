@@ -37,6 +37,7 @@ async def twilio_status(request: web.Request) -> web.Response:
     except (KeyError, ValueError):
         raise BadRequest("the callback does not name a delivery and a status") from None
     async with request.app[POOL].acquire() as conn:
-        await deliveries.apply_twilio_status(conn, campaign_id, delivery_id, sid, status,
-                                             fields.get("ErrorCode") or None)
+        await deliveries.apply_twilio_status(
+            conn, campaign_id, delivery_id, sid, status, fields.get("ErrorCode") or None
+        )
     return web.Response(status=204)

@@ -84,7 +84,8 @@ CREATE SEQUENCE deliveries_id_seq AS bigint;
 CREATE INDEX deliveries_pending ON deliveries (campaign_id, channel, id) WHERE status = 'pending';
 -- Leases to reclaim when a worker died holding them.
 CREATE INDEX deliveries_sending ON deliveries (campaign_id, lease_until) WHERE status = 'sending';
-CREATE INDEX deliveries_recipient ON deliveries (campaign_id, recipient_id);
+-- One delivery per recipient and channel, whatever path (launch, fallback) created it.
+CREATE UNIQUE INDEX deliveries_recipient ON deliveries (campaign_id, recipient_id, channel);
 CREATE INDEX deliveries_code ON deliveries (verification_code);
 
 -- Counters kept incrementally by every transition, spread over shards so that concurrent

@@ -24,13 +24,13 @@ async def test_requests_without_a_valid_key_are_refused(stack: LocalStack) -> No
         async with http.get("/v1/campaigns") as resp:
             assert resp.status == 401
             assert resp.content_type == "application/problem+json"
-        async with http.get("/v1/campaigns",
-                            headers={"Authorization": "Bearer nk_0000_nope"}) as resp:
+        async with http.get(
+            "/v1/campaigns", headers={"Authorization": "Bearer nk_0000_nope"}
+        ) as resp:
             assert resp.status == 401
 
 
-async def test_a_key_without_the_scope_gets_403(stack: LocalStack,
-                                                db: asyncpg.Connection) -> None:
+async def test_a_key_without_the_scope_gets_403(stack: LocalStack, db: asyncpg.Connection) -> None:
     reader = await keys.create(db, name="reader", scopes=["campaigns:read"], expires_in_days=1)
     headers = {"Authorization": f"Bearer {reader.secret}"}
     async with aiohttp.ClientSession(stack.api_url, headers=headers) as http:
@@ -43,11 +43,15 @@ async def test_a_key_without_the_scope_gets_403(stack: LocalStack,
 
 async def test_an_expired_key_is_refused(stack: LocalStack, db: asyncpg.Connection) -> None:
     key = await keys.create(db, name="old", scopes=["campaigns:read"], expires_in_days=1)
-    await db.execute("UPDATE api_keys SET expires_at = now() - interval '1 second' WHERE id = $1",
-                     key.id)
-    async with aiohttp.ClientSession(
-        stack.api_url, headers={"Authorization": f"Bearer {key.secret}"}
-    ) as http, http.get("/v1/campaigns") as resp:
+    await db.execute(
+        "UPDATE api_keys SET expires_at = now() - interval '1 second' WHERE id = $1", key.id
+    )
+    async with (
+        aiohttp.ClientSession(
+            stack.api_url, headers={"Authorization": f"Bearer {key.secret}"}
+        ) as http,
+        http.get("/v1/campaigns") as resp,
+    ):
         assert resp.status == 401
 
 
@@ -87,16 +91,19 @@ async def test_channel_without_default_locale_template_is_422(api: aiohttp.Clien
 
 
 async def test_body_that_is_not_json_is_400(api: aiohttp.ClientSession) -> None:
-    async with api.post("/v1/campaigns", data=b"{nope",
-                        headers={"Content-Type": "application/json"}) as resp:
+    async with api.post(
+        "/v1/campaigns", data=b"{nope", headers={"Content-Type": "application/json"}
+    ) as resp:
         assert resp.status == 400
         assert resp.content_type == "application/problem+json"
 
 
 async def test_unknown_campaign_is_404(api: aiohttp.ClientSession) -> None:
-    for path in ("/v1/campaigns/00000000-0000-0000-0000-000000000000",
-                 "/v1/campaigns/not-a-uuid",
-                 "/v1/campaigns/00000000-0000-0000-0000-000000000000/deliveries"):
+    for path in (
+        "/v1/campaigns/00000000-0000-0000-0000-000000000000",
+        "/v1/campaigns/not-a-uuid",
+        "/v1/campaigns/00000000-0000-0000-0000-000000000000/deliveries",
+    ):
         async with api.get(path) as resp:
             assert resp.status == 404, path
     async with api.post("/v1/campaigns/00000000-0000-0000-0000-000000000000/launch") as resp:
@@ -127,8 +134,11 @@ async def test_openapi_describes_every_route(stack: LocalStack) -> None:
     from notifier.app import create_app
 
     app = create_app(stack.settings)
-    routes = {(r.method.lower(), r.resource.canonical) for r in app.router.routes()
-              if r.resource is not None and r.method != "HEAD"}
+    routes = {
+        (r.method.lower(), r.resource.canonical)
+        for r in app.router.routes()
+        if r.resource is not None and r.method != "HEAD"
+    }
     described = {(m, p) for p, ops in doc["paths"].items() for m in ops}
     assert routes == described
 

@@ -10,14 +10,16 @@ from notifier.stack import LocalStack
 from tests import factories
 
 
-async def _post(stack: LocalStack, url_path: str, form: dict[str, str],
-                signature: str | None = None) -> int:
+async def _post(
+    stack: LocalStack, url_path: str, form: dict[str, str], signature: str | None = None
+) -> int:
     url = stack.settings.public_base_url + url_path
     if signature is None:
         signature = RequestValidator(stack.settings.twilio_auth_token).compute_signature(url, form)
-    async with aiohttp.ClientSession() as http, http.post(
-        url, data=form, headers={"X-Twilio-Signature": signature}
-    ) as resp:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(url, data=form, headers={"X-Twilio-Signature": signature}) as resp,
+    ):
         return resp.status
 
 
@@ -32,14 +34,18 @@ async def test_forged_replayed_and_late_callbacks_change_nothing(
     await factories.wait_for(api, cid, factories.settled)
     row = await db.fetchrow(
         "SELECT id, provider_message_id FROM deliveries WHERE campaign_id = $1 LIMIT 1",
-        __import__("uuid").UUID(cid))
+        __import__("uuid").UUID(cid),
+    )
     path = f"/v1/webhooks/twilio/status?campaign={cid}&delivery={row['id']}"
-    form = {"MessageSid": row["provider_message_id"], "MessageStatus": "undelivered",
-            "ErrorCode": "30003", "AccountSid": stack.settings.twilio_account_sid}
+    form = {
+        "MessageSid": row["provider_message_id"],
+        "MessageStatus": "undelivered",
+        "ErrorCode": "30003",
+        "AccountSid": stack.settings.twilio_account_sid,
+    }
 
     assert await _post(stack, path, form, signature="Zm9yZ2Vk") == 403
-    assert await _post(stack, path, {**form, "MessageStatus": "delivered"},
-                       signature="") == 403
+    assert await _post(stack, path, {**form, "MessageStatus": "delivered"}, signature="") == 403
     # Correctly signed but late: a terminal status is never overwritten.
     assert await _post(stack, path, form) == 204
     assert await _post(stack, path, {**form, "MessageStatus": "sent"}) == 204

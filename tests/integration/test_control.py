@@ -58,9 +58,7 @@ async def test_pause_stops_new_sends_and_resume_finishes(
     assert inbox.count(Channel.EMAIL) == n and inbox.count(Channel.SMS) == n
 
 
-async def test_cancel_leaves_nothing_pending(
-    stack: LocalStack, api: aiohttp.ClientSession
-) -> None:
+async def test_cancel_leaves_nothing_pending(stack: LocalStack, api: aiohttp.ClientSession) -> None:
     n = 600
     cid = await _launch(stack, api, n)
     async with api.post(f"/v1/campaigns/{cid}/cancel") as resp:

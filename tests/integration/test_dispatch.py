@@ -30,7 +30,7 @@ async def test_two_thousand_recipients_get_each_channel_exactly_once(
         assert resp.status == 202
         assert (await resp.json())["state"] == "sending"
 
-    final = await factories.wait_for(api, cid, factories.settled, timeout=180)
+    final = await factories.wait_for(api, cid, factories.settled, within=180)
     assert final["counts"]["email"]["sent"] == n
     assert final["counts"]["sms"]["delivered"] == n
     assert final["completed_at"] is not None
@@ -66,8 +66,10 @@ async def test_two_thousand_recipients_get_each_channel_exactly_once(
             found = await resp.json()
         assert found["genuine"] is True and found["channel"] == "sms"
         assert set(found) == {"genuine", "campaign", "channel", "sent_at"}
-        async with public.get("/v1/verify/0000000000000000") as unknown, \
-                public.get("/v1/verify/not-a-code") as malformed:
+        async with (
+            public.get("/v1/verify/0000000000000000") as unknown,
+            public.get("/v1/verify/not-a-code") as malformed,
+        ):
             assert unknown.status == malformed.status == 404
             assert await unknown.json() == await malformed.json()
 
@@ -77,12 +79,12 @@ async def test_receipts_fail_undelivered_sms_and_permanent_errors_fail_at_once(
 ) -> None:
     cid = (await factories.create_campaign(api))["id"]
     data = (
-        "external_id,email,phone,name\n"
-        "ok-1,ok1@example.com,+821055550001,A\n"
-        "undelivered-1,reject-me@example.com,+15005553003,B\n"
-        "invalid-1,ok2@example.com,+15005550001,C\n"
-    ).encode()
-    status, result = await factories.upload(api, cid, data)
+        b"external_id,email,phone,name\n"
+        b"ok-1,ok1@example.com,+821055550001,A\n"
+        b"undelivered-1,reject-me@example.com,+15005553003,B\n"
+        b"invalid-1,ok2@example.com,+15005550001,C\n"
+    )
+    _, result = await factories.upload(api, cid, data)
     assert result["accepted"] == 3, result
     await stack.start_inline_worker()
     async with api.post(f"/v1/campaigns/{cid}/launch") as resp:
@@ -92,10 +94,10 @@ async def test_receipts_fail_undelivered_sms_and_permanent_errors_fail_at_once(
     assert final["counts"]["sms"]["failed"] == 2
     assert final["counts"]["email"]["sent"] == 2
     assert final["counts"]["email"]["failed"] == 1
-    async with api.get(f"/v1/campaigns/{cid}/deliveries",
-                       params={"status": "failed"}) as resp:
-        failed = {(d["recipient_external_id"], d["channel"]): d
-                  for d in (await resp.json())["items"]}
+    async with api.get(f"/v1/campaigns/{cid}/deliveries", params={"status": "failed"}) as resp:
+        failed = {
+            (d["recipient_external_id"], d["channel"]): d for d in (await resp.json())["items"]
+        }
     assert "30003" in failed[("undelivered-1", "sms")]["last_error"]
     assert "21211" in failed[("invalid-1", "sms")]["last_error"]
     assert failed[("invalid-1", "sms")]["attempts"] == 1
@@ -109,8 +111,7 @@ async def test_a_value_with_crlf_cannot_add_an_email_header(
     import email.policy
 
     cid = (await factories.create_campaign(api, channels=["email"]))["id"]
-    data = ('external_id,email,name\n'
-            'inj-1,victim@example.com,"Kim\r\nBcc: attacker@example.net"\n').encode()
+    data = b'external_id,email,name\ninj-1,victim@example.com,"Kim\r\nBcc: attacker@example.net"\n'
     _, result = await factories.upload(api, cid, data)
     assert result["accepted"] == 1, result
     await stack.start_inline_worker()
@@ -124,3 +125,77 @@ async def test_a_value_with_crlf_cannot_add_an_email_header(
     message = email.message_from_string(raw, policy=email.policy.default)
     assert message["Bcc"] is None
     assert "attacker" not in "".join(f"{k}{v}" for k, v in message.items() if k != "Subject")
+
+
+async def test_email_that_fails_for_good_falls_back_to_sms(
+    stack: LocalStack, api: aiohttp.ClientSession
+) -> None:
+    cid = (
+        await factories.create_campaign(api, channels=["email"], fallback={"email_failed": "sms"})
+    )["id"]
+    data = (
+        b"external_id,email,phone,name\n"
+        b"fb-1,reject-fb1@example.com,+821020000001,A\n"
+        b"fb-2,fb2@example.com,+821020000002,B\n"
+    )
+    _, result = await factories.upload(api, cid, data)
+    assert result["accepted"] == 2
+    await stack.start_inline_worker()
+    async with api.post(f"/v1/campaigns/{cid}/launch"):
+        pass
+    final = await factories.wait_for(
+        api, cid, lambda c: factories.settled(c) and c["counts"].get("sms", {}).get("delivered")
+    )
+    assert final["counts"]["email"]["failed"] == 1
+    assert final["counts"]["email"]["sent"] == 1
+    assert final["counts"]["sms"]["delivered"] == 1
+    assert stack.sandbox is not None
+    assert stack.sandbox.inbox.recipients(Channel.SMS) == ["+821020000001"]
+
+
+async def test_transient_errors_retry_and_throttling_fails_nothing(
+    stack: LocalStack, api: aiohttp.ClientSession
+) -> None:
+    assert stack.sandbox is not None
+    # Rare enough that no delivery meets five faults in a row, frequent enough to see retries.
+    stack.sandbox.faults.update(
+        {"smtp_tempfail_rate": 0.15, "sms_throttle_rate": 0.3, "sms_error_rate": 0.1}
+    )
+    n = 200
+    cid = (await factories.create_campaign(api))["id"]
+    await factories.upload(api, cid, factories.recipients_csv(n))
+    await stack.start_inline_worker()
+    async with api.post(f"/v1/campaigns/{cid}/launch"):
+        pass
+    final = await factories.wait_for(api, cid, factories.settled)
+    async with api.get(f"/v1/campaigns/{cid}/deliveries", params={"limit": "1000"}) as resp:
+        items = (await resp.json())["items"]
+    failed = [
+        (d["channel"], d["attempts"], d["last_error"]) for d in items if d["status"] == "failed"
+    ]
+    assert not failed
+    assert final["counts"]["email"]["sent"] == n
+    assert final["counts"]["sms"]["delivered"] == n
+    retried = [d for d in items if d["attempts"] > 1]
+    assert retried, "some deliveries needed a second attempt"
+    assert all(d["last_error"] for d in retried if d["channel"] == "email")
+    assert Counter(stack.sandbox.inbox.recipients(Channel.EMAIL)).most_common(1)[0][1] == 1
+    assert Counter(stack.sandbox.inbox.recipients(Channel.SMS)).most_common(1)[0][1] == 1
+
+
+async def test_transient_errors_fail_after_the_bound(
+    stack: LocalStack, api: aiohttp.ClientSession
+) -> None:
+    assert stack.sandbox is not None
+    stack.sandbox.faults.update({"smtp_tempfail_rate": 1.0})
+    cid = (await factories.create_campaign(api, channels=["email"]))["id"]
+    await factories.upload(api, cid, factories.recipients_csv(5, sms=False))
+    await stack.start_inline_worker()
+    async with api.post(f"/v1/campaigns/{cid}/launch"):
+        pass
+    final = await factories.wait_for(api, cid, factories.settled)
+    assert final["counts"]["email"]["failed"] == 5
+    async with api.get(f"/v1/campaigns/{cid}/deliveries") as resp:
+        items = (await resp.json())["items"]
+    assert {d["attempts"] for d in items} == {stack.settings.max_attempts}
+    assert all("451" in d["last_error"] for d in items)

@@ -37,7 +37,7 @@ async def test_rate_holds_across_two_worker_processes(
     await stack.start_worker_process()
     async with api.post(f"/v1/campaigns/{cid}/launch") as resp:
         assert resp.status == 202
-    await factories.wait_for(api, cid, factories.settled, timeout=120)
+    await factories.wait_for(api, cid, factories.settled, within=120)
 
     assert stack.sandbox is not None
     for channel in (Channel.EMAIL, Channel.SMS):

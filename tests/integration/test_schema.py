@@ -26,7 +26,8 @@ async def _check_values(db: asyncpg.Connection, table: str, column: str) -> set[
     definition = await db.fetchval(
         "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
         "WHERE conrelid = $1::regclass AND contype = 'c' AND pg_get_constraintdef(oid) LIKE $2",
-        table, f"%{column}%",
+        table,
+        f"%{column}%",
     )
     return set(re.findall(r"'([a-z]+)'", definition))
 
@@ -45,10 +46,13 @@ async def test_the_ledger_refuses_updates_and_deletes(db: asyncpg.Connection) ->
     cid = uuid.uuid4()
     await db.execute(
         "INSERT INTO campaigns (id, name, incident_ref, channels, default_locale, templates) "
-        "VALUES ($1, 'x', 'y', '{email}', 'en', '{}')", cid)
+        "VALUES ($1, 'x', 'y', '{email}', 'en', '{}')",
+        cid,
+    )
     await db.execute(queries["create_partitions"], cid)
-    await db.execute("INSERT INTO delivery_events (campaign_id, delivery_id, status) "
-                     "VALUES ($1, 1, 'sent')", cid)
+    await db.execute(
+        "INSERT INTO delivery_events (campaign_id, delivery_id, status) VALUES ($1, 1, 'sent')", cid
+    )
     with pytest.raises(asyncpg.RaiseError, match="append-only"):
         await db.execute("UPDATE delivery_events SET status = 'failed'")
     with pytest.raises(asyncpg.RaiseError, match="append-only"):

@@ -14,16 +14,16 @@ async def test_bad_rows_are_reported_by_line_and_good_rows_imported(
 ) -> None:
     cid = (await factories.create_campaign(api))["id"]
     data = (
-        "external_id,email,phone,locale,name\n"       # 1
-        "a-1,a1@example.com,+821012345678,ko,A\n"     # 2 good
-        ",a2@example.com,+821012345679,ko,B\n"        # 3 missing id
-        "a-3,not-an-email,+821012345680,ko,C\n"       # 4 bad email
-        "a-4,a4@example.com,+8210123,ko,D\n"          # 5 bad phone
-        "a-5,a5@example.com,+821012345681,fr,E\n"     # 6 no template for locale
-        "a-1,a6@example.com,+821012345682,ko,F\n"     # 7 duplicate of line 2
+        "external_id,email,phone,locale,name\n"  # 1
+        "a-1,a1@example.com,+821012345678,ko,A\n"  # 2 good
+        ",a2@example.com,+821012345679,ko,B\n"  # 3 missing id
+        "a-3,not-an-email,+821012345680,ko,C\n"  # 4 bad email
+        "a-4,a4@example.com,+8210123,ko,D\n"  # 5 bad phone
+        "a-5,a5@example.com,+821012345681,fr,E\n"  # 6 no template for locale
+        "a-1,a6@example.com,+821012345682,ko,F\n"  # 7 duplicate of line 2
         f"a-7,a7@example.com,+821012345683,ko,{'x' * 2000}\n"  # 8 oversized field
-        "a-8,,,ko,H\n"                                # 9 no contact
-        "a-9,a9@example.com,,en,I\n"                  # 10 good, email only
+        "a-8,,,ko,H\n"  # 9 no contact
+        "a-9,a9@example.com,,en,I\n"  # 10 good, email only
     ).encode()
     status, result = await factories.upload(api, cid, data)
     assert status == 200
@@ -54,8 +54,9 @@ async def test_second_upload_of_the_same_ids_adds_nobody(api: aiohttp.ClientSess
 
 async def test_ndjson_upload(api: aiohttp.ClientSession) -> None:
     cid = (await factories.create_campaign(api))["id"]
-    rows = [{"external_id": f"n-{i}", "email": f"n{i}@example.com", "name": f"N{i}"}
-            for i in range(20)]
+    rows = [
+        {"external_id": f"n-{i}", "email": f"n{i}@example.com", "name": f"N{i}"} for i in range(20)
+    ]
     data = b"\n".join(orjson.dumps(r) for r in rows) + b"\nnot json\n"
     status, result = await factories.upload(api, cid, data, "application/x-ndjson")
     assert status == 200
@@ -68,10 +69,10 @@ async def test_malformed_files_are_400_and_import_nothing(
 ) -> None:
     cid = (await factories.create_campaign(api))["id"]
     for data in (
-        b"",                                                  # empty
-        b"email,phone\nx@example.com,+821012345678\n",        # no external_id column
-        "external_id,name\nk-1,\xff\xfe".encode("utf-16"),    # not UTF-8
-        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",               # not CSV at all
+        b"",  # empty
+        b"email,phone\nx@example.com,+821012345678\n",  # no external_id column
+        "external_id,name\nk-1,\xff\xfe".encode("utf-16"),  # not UTF-8
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",  # not CSV at all
     ):
         status, problem = await factories.upload(api, cid, data)
         assert status == 400, data[:20]
@@ -90,3 +91,4 @@ async def test_wrong_content_type_is_415_and_launched_campaign_is_409(
         assert resp.status == 202
     status, problem = await factories.upload(api, cid, factories.recipients_csv(3, start=10))
     assert status == 409
+    assert "draft" in problem["detail"]
