@@ -9,6 +9,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from notifier.errors import NotifierError
 from notifier.settings import Settings, SettingsError
 
 log = logging.getLogger("notifier")
@@ -172,6 +173,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(settings, args))
     except SettingsError as exc:
         print(f"notifier: {exc}", file=sys.stderr)
+        return 2
+    except NotifierError as exc:
+        print(f"notifier: {exc.detail}", file=sys.stderr)
+        for problem in exc.errors or []:
+            print(f"  {problem.get('field', '')}: {problem.get('message', '')}", file=sys.stderr)
         return 2
 
 
