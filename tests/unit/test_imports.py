@@ -12,16 +12,9 @@ import pytest
 from email_validator import EmailNotValidError, validate_email
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
+from notifier.contacts import _UNDECIDED, PhoneNormalizer, normalize_email
 from notifier.errors import MalformedUpload
-from notifier.imports import (
-    _UNDECIDED,
-    MAX_ERRORS,
-    PhoneNormalizer,
-    RecipientImport,
-    RecipientRules,
-    Row,
-    normalize_email,
-)
+from notifier.imports import MAX_ERRORS, RecipientImport, RecipientRules, Row
 
 RULES = RecipientRules(
     channels=frozenset({"email", "sms"}),
