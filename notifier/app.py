@@ -17,6 +17,7 @@ from notifier import keys
 from notifier.chains import QUEUE_NAME
 from notifier.db import create_pool, translate
 from notifier.errors import NotifierError
+from notifier.receipts import ReceiptWriter
 from notifier.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
 REDIS = web.AppKey("redis", ArqRedis)
+RECEIPTS = web.AppKey("receipts", ReceiptWriter)
 KEY = web.RequestKey("api_key", keys.ApiKey)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -124,7 +126,10 @@ def _resources(settings: Settings) -> Callable[[web.Application], AsyncIterator[
         app[REDIS] = await create_arq_pool(
             RedisSettings.from_dsn(settings.redis_url), default_queue_name=QUEUE_NAME
         )
+        app[RECEIPTS] = ReceiptWriter(app[POOL])
+        app[RECEIPTS].start()
         yield
+        await app[RECEIPTS].close()
         await app[REDIS].aclose()
         await app[POOL].close()
 

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
-import random
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 from notifier.db import Conn, queries
-from notifier.models import DeliveryStatus
 
 REPORT_COLUMNS = (
     "external_id",
@@ -26,13 +24,6 @@ REPORT_COLUMNS = (
     "failed_at",
     "updated_at",
 )
-# Twilio's MessageStatus → our status, and the states each may move a delivery from.
-TWILIO_STATUS: dict[str, tuple[DeliveryStatus, tuple[str, ...]]] = {
-    "sent": (DeliveryStatus.SENT, ("sending",)),
-    "delivered": (DeliveryStatus.DELIVERED, ("pending", "sending", "sent")),
-    "undelivered": (DeliveryStatus.FAILED, ("pending", "sending", "sent")),
-    "failed": (DeliveryStatus.FAILED, ("pending", "sending", "sent")),
-}
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -97,30 +88,3 @@ async def verify(conn: Conn, code: str) -> dict[str, Any] | None:
         return None
     row = await conn.fetchrow(queries["verify_code"], normalized)
     return dict(row) if row is not None else None
-
-
-async def apply_twilio_status(
-    conn: Conn,
-    campaign_id: uuid.UUID,
-    delivery_id: int,
-    message_sid: str,
-    message_status: str,
-    error_code: str | None,
-) -> bool:
-    """Apply one status callback; True if the delivery moved. Unknown statuses are ignored."""
-    mapped = TWILIO_STATUS.get(message_status)
-    if mapped is None:
-        return False
-    status, allowed_from = mapped
-    error = f"twilio {error_code}" if error_code else None
-    row = await conn.fetchrow(
-        queries["provider_status"],
-        campaign_id,
-        delivery_id,
-        str(status),
-        message_sid,
-        error,
-        list(allowed_from),
-        random.randrange(16),
-    )
-    return bool(row and row["moved"])

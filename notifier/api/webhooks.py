@@ -8,9 +8,9 @@ import uuid
 from aiohttp import web
 from twilio.request_validator import RequestValidator
 
-from notifier import deliveries
-from notifier.app import POOL, SETTINGS
+from notifier.app import RECEIPTS, SETTINGS
 from notifier.errors import BadRequest, Forbidden
+from notifier.receipts import TWILIO_FINAL, Receipt
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +36,16 @@ async def twilio_status(request: web.Request) -> web.Response:
         status = fields["MessageStatus"]
     except (KeyError, ValueError):
         raise BadRequest("the callback does not name a delivery and a status") from None
-    async with request.app[POOL].acquire() as conn:
-        await deliveries.apply_twilio_status(
-            conn, campaign_id, delivery_id, sid, status, fields.get("ErrorCode") or None
+    final = TWILIO_FINAL.get(status)
+    if final is not None:
+        code = fields.get("ErrorCode")
+        await request.app[RECEIPTS].apply(
+            Receipt(
+                campaign_id=campaign_id,
+                delivery_id=delivery_id,
+                status=final,
+                provider_message_id=sid,
+                error=f"twilio {code}" if code else None,
+            )
         )
     return web.Response(status=204)

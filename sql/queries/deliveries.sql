@@ -201,39 +201,51 @@ SELECT
     EXISTS (SELECT 1 FROM deliveries
             WHERE campaign_id = $1 AND channel = $2 AND status = 'sending') AS in_flight
 
--- provider_status --
--- A provider's receipt for one delivery. Only forward moves from the given states are made;
--- a terminal status is never overwritten, so replays and late events change nothing.
-WITH cur AS (
-    SELECT id, channel, status AS was FROM deliveries
-    WHERE campaign_id = $1 AND id = $2
-      AND (provider_message_id IS NULL OR provider_message_id = $4)
-    FOR UPDATE
+-- apply_receipts --
+-- Providers' final receipts in bulk: each moves its delivery forward from pending, sending or
+-- sent only, so a terminal status is never overwritten and replays change nothing. A
+-- receipt naming another message than the one recorded for the delivery is ignored.
+WITH r AS (
+    SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[])
+        AS r(campaign_id, id, status, provider_message_id, error)
+), cur AS (
+    SELECT d.campaign_id, d.id, d.channel, d.status AS was, r.status AS becomes,
+           r.provider_message_id, r.error
+    FROM deliveries d
+    JOIN r ON d.campaign_id = r.campaign_id AND d.id = r.id
+    WHERE d.status IN ('pending', 'sending', 'sent')
+      AND (d.provider_message_id IS NULL OR d.provider_message_id = r.provider_message_id)
+    ORDER BY d.campaign_id, d.id
+    FOR UPDATE OF d
 ), moved AS (
     UPDATE deliveries d SET
-        status = $3,
-        provider_message_id = coalesce(d.provider_message_id, $4),
-        last_error = coalesce($5, d.last_error),
-        sent_at = CASE WHEN $3 IN ('sent', 'delivered') THEN coalesce(d.sent_at, now())
-                       ELSE d.sent_at END,
-        delivered_at = CASE WHEN $3 = 'delivered' THEN now() ELSE d.delivered_at END,
-        failed_at = CASE WHEN $3 = 'failed' THEN now() ELSE d.failed_at END,
+        status = cur.becomes,
+        provider_message_id = coalesce(d.provider_message_id, cur.provider_message_id),
+        last_error = coalesce(cur.error, d.last_error),
+        sent_at = coalesce(d.sent_at, now()),
+        delivered_at = CASE WHEN cur.becomes = 'delivered' THEN now() ELSE d.delivered_at END,
+        failed_at = CASE WHEN cur.becomes = 'failed' THEN now() ELSE d.failed_at END,
         next_attempt_at = NULL,
         updated_at = now()
     FROM cur
-    WHERE d.campaign_id = $1 AND d.id = cur.id AND cur.was = ANY($6::text[])
-    RETURNING d.id, d.channel, cur.was
+    WHERE d.campaign_id = cur.campaign_id AND d.id = cur.id
+    RETURNING d.campaign_id, d.id, d.channel, cur.was, cur.becomes, cur.provider_message_id,
+              cur.error
 ), counted AS (
     INSERT INTO delivery_counts (campaign_id, channel, status, shard, n)
-    SELECT $1, m.channel, v.status, $7, v.sign
-    FROM moved m CROSS JOIN LATERAL (VALUES ($3::text, 1), (m.was, -1)) AS v(status, sign)
+    SELECT campaign_id, channel, status, $6, sum(n) FROM (
+        SELECT campaign_id, channel, becomes AS status, 1 AS n FROM moved
+        UNION ALL
+        SELECT campaign_id, channel, was, -1 FROM moved
+    ) AS delta
+    GROUP BY campaign_id, channel, status
     ON CONFLICT (campaign_id, channel, status, shard)
     DO UPDATE SET n = delivery_counts.n + EXCLUDED.n
 ), logged AS (
     INSERT INTO delivery_events (campaign_id, delivery_id, status, provider_message_id, detail)
-    SELECT $1, id, $3, $4, $5 FROM moved
+    SELECT campaign_id, id, becomes, provider_message_id, error FROM moved
 )
-SELECT (SELECT count(*) FROM cur)::int AS found, (SELECT count(*) FROM moved)::int AS moved
+SELECT count(*)::int FROM moved
 
 -- list_deliveries --
 -- One page of a campaign's deliveries, keyset-paginated on the delivery id.

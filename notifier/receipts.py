@@ -1,0 +1,110 @@
+"""Provider receipts, applied in bulk: one statement for every receipt that arrived together.
+
+A webhook handler hands its receipt over and waits for the write that includes it, so the
+provider's request is answered only once the receipt is stored (a failure answers 5xx and
+the provider retries). Under load hundreds of receipts share one round trip to Postgres.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import uuid
+from dataclasses import dataclass
+
+import asyncpg
+
+from notifier.db import Pool, queries
+from notifier.models import DeliveryStatus
+
+log = logging.getLogger(__name__)
+
+# Twilio's final MessageStatus values and what they make of a delivery. The others (queued,
+# sending, sent, accepted) say no more than the worker's own record of the send.
+TWILIO_FINAL: dict[str, DeliveryStatus] = {
+    "delivered": DeliveryStatus.DELIVERED,
+    "undelivered": DeliveryStatus.FAILED,
+    "failed": DeliveryStatus.FAILED,
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Receipt:
+    """A provider's final word on one delivery."""
+
+    campaign_id: uuid.UUID
+    delivery_id: int
+    status: DeliveryStatus
+    provider_message_id: str
+    error: str | None
+
+
+class ReceiptWriter:
+    """Collects receipts for a few milliseconds and writes them in one statement."""
+
+    def __init__(self, pool: Pool, *, max_batch: int = 1000, max_delay: float = 0.01) -> None:
+        self._pool = pool
+        self._max_batch = max_batch
+        self._max_delay = max_delay
+        self._waiting: list[tuple[Receipt, asyncio.Future[None]]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def close(self) -> None:
+        """Write what is waiting, then stop."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        while self._waiting:
+            await self._flush()
+
+    async def apply(self, receipt: Receipt) -> None:
+        """Store one receipt; returns once it is committed, raises if the write failed."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((receipt, done))
+        if len(self._waiting) >= self._max_batch:
+            self._wake.set()
+        await done
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._max_delay)
+            self._wake.clear()
+            while self._waiting:
+                await self._flush()
+
+    async def _flush(self) -> None:
+        batch = self._waiting[: self._max_batch]
+        del self._waiting[: self._max_batch]
+        # The first receipt for a delivery in a batch wins; a later one is a replay.
+        first: dict[tuple[uuid.UUID, int], Receipt] = {}
+        for receipt, _ in batch:
+            first.setdefault((receipt.campaign_id, receipt.delivery_id), receipt)
+        rows = list(first.values())
+        try:
+            async with self._pool.acquire() as conn:
+                await conn.fetchval(
+                    queries["apply_receipts"],
+                    [r.campaign_id for r in rows],
+                    [r.delivery_id for r in rows],
+                    [str(r.status) for r in rows],
+                    [r.provider_message_id for r in rows],
+                    [r.error for r in rows],
+                    random.randrange(16),
+                )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("receipts not stored; the provider will retry", extra={"n": len(rows)})
+            for _, done in batch:
+                if not done.done():
+                    done.set_exception(exc)
+            return
+        for _, done in batch:
+            if not done.done():
+                done.set_result(None)
