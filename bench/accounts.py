@@ -35,10 +35,13 @@ _DOMAINS = (
 _TIERS = (("basic", 0.6), ("plus", 0.9), ("premium", 1.0))
 _US_AREAS = ("202", "212", "312", "415", "617")
 _JP_PREFIXES = ("90", "80", "70")
-# Multiplying by a number coprime with 80,000,000 permutes 0…79,999,999, so the first
-# 80 million rows get distinct subscriber numbers that still look scattered.
+# Multiplying by a number coprime with 70,000,000 permutes 0…69,999,999, so the first
+# 70 million rows get distinct subscriber numbers that still look scattered.
 _SPREAD = 7_368_787
-_SUBSCRIBERS = 80_000_000
+_SUBSCRIBERS = 70_000_000
+# First digits of a Korean mobile subscriber number: 5 is left out because phonenumbers
+# rejects +82 10 597x… to 599x… (that block is not assigned to mobiles).
+_LEADING = "2346789"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -89,9 +92,10 @@ def _pick(options: tuple[tuple[str, float], ...], x: float) -> str:
     return options[-1][0]
 
 
-def _subscriber(i: int) -> int:
-    """Eight digits, the first 2–9: valid after +82 10 (and after +81 90/80/70)."""
-    return 20_000_000 + (i * _SPREAD) % _SUBSCRIBERS
+def _subscriber(i: int) -> str:
+    """Eight digits, never starting 0, 1 or 5: valid after +82 10 and after +81 90/80/70."""
+    k = (i * _SPREAD) % _SUBSCRIBERS
+    return f"{_LEADING[k // 10_000_000]}{k % 10_000_000:07d}"
 
 
 def phone_for(i: int, x: float) -> str:
@@ -100,13 +104,13 @@ def phone_for(i: int, x: float) -> str:
     if x < 0.70:
         return f"+8210{s}"
     if x < 0.85:
-        return f"010-{s // 10_000:04d}-{s % 10_000:04d}"
+        return f"010-{s[:4]}-{s[4:]}"
     kind = i % 3
     if kind == 0:
         return f"+1{_US_AREAS[i % len(_US_AREAS)]}5550{100 + i % 100}"
     if kind == 1:
         return f"+81{_JP_PREFIXES[i % len(_JP_PREFIXES)]}{s}"
-    return f"+44740{s % 10_000_000:07d}"
+    return f"+44740{s[1:]}"
 
 
 def email_for(i: int, rng: random.Random) -> str:

@@ -5,25 +5,34 @@ CREATE TEMP TABLE import_staging (
 ) ON COMMIT DROP
 
 -- merge_import --
--- Move staged rows into the campaign; the first occurrence of an external id wins and rows
--- whose id the campaign already has are duplicates (their lines are reported, up to $2).
-WITH ranked AS (
-    SELECT s.*, row_number() OVER (PARTITION BY s.external_id ORDER BY s.line) AS rn
-    FROM import_staging s
-), inserted AS (
+-- Move one staged chunk into the campaign in file order, so the first occurrence of an
+-- external id wins; later ones and ids the campaign already has are duplicates (left out).
+-- first_id is the smallest id given to this chunk: ids only grow within a session.
+WITH inserted AS (
     INSERT INTO recipients (campaign_id, id, external_id, email, phone, locale, vars)
     SELECT $1, nextval('recipients_id_seq'), external_id, email, phone, locale, vars
-    FROM ranked WHERE rn = 1
+    FROM import_staging
     ORDER BY line
-    ON CONFLICT (campaign_id, external_id) DO NOTHING
-    RETURNING external_id
-), dup AS (
-    SELECT r.line FROM ranked r
-    WHERE r.rn > 1 OR NOT EXISTS (SELECT 1 FROM inserted i WHERE i.external_id = r.external_id)
+    ON CONFLICT (external_id, campaign_id) DO NOTHING
+    RETURNING id
 )
 SELECT (SELECT count(*) FROM inserted) AS inserted,
-       (SELECT count(*) FROM dup) AS duplicates,
-       ARRAY(SELECT line FROM dup ORDER BY line LIMIT $2) AS duplicate_lines
+       (SELECT min(id) FROM inserted) AS first_id,
+       (SELECT count(*) FROM import_staging) AS staged
+
+-- duplicate_lines --
+-- The staged lines that merge_import left out (run only when it left some out): a repeat
+-- within the chunk, or an id stored before this chunk (ids below its first_id, $2).
+SELECT line FROM (
+    SELECT s.line, s.external_id,
+           row_number() OVER (PARTITION BY s.external_id ORDER BY s.line) AS rn
+    FROM import_staging s
+) AS s
+WHERE s.rn > 1
+   OR NOT EXISTS (SELECT 1 FROM recipients r
+                  WHERE r.external_id = s.external_id AND r.campaign_id = $1 AND r.id >= $2)
+ORDER BY line
+LIMIT $3
 
 -- create_deliveries --
 -- At launch: one pending delivery per recipient reachable on the channel, each with its code.

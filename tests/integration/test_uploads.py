@@ -5,6 +5,7 @@ from __future__ import annotations
 import aiohttp
 import asyncpg
 import orjson
+import pytest
 
 from tests import factories
 
@@ -92,3 +93,21 @@ async def test_wrong_content_type_is_415_and_launched_campaign_is_409(
     status, problem = await factories.upload(api, cid, factories.recipients_csv(3, start=10))
     assert status == 409
     assert "draft" in problem["detail"]
+
+
+async def test_duplicates_across_chunks_and_uploads_are_reported_by_line(
+    api: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from notifier import recipients
+
+    monkeypatch.setattr(recipients, "CHUNK_ROWS", 4)  # many chunks in a small file
+    cid = (await factories.create_campaign(api))["id"]
+    _, first = await factories.upload(api, cid, factories.recipients_csv(3, start=100))
+    assert first["accepted"] == 3
+    lines = ["external_id,email,name"]
+    lines += [f"d-{i},d{i}@example.com,N" for i in range(10)]  # lines 2-11
+    lines += ["d-2,x@example.com,N", "acct-101,y@example.com,N", "d-9,z@example.com,N"]
+    _, result = await factories.upload(api, cid, ("\n".join(lines) + "\n").encode())
+    assert (result["accepted"], result["duplicates"]) == (10, 3)
+    assert [e["line"] for e in result["errors"]] == [12, 13, 14]
+    assert (await factories.get_campaign(api, cid))["recipients"] == 13

@@ -1,0 +1,230 @@
+"""`python -m bench`: import and dispatch at breach scale on this machine.
+
+Postgres and Redis are the ones named by NOTIFIER_DATABASE_URL and NOTIFIER_REDIS_URL (a
+fresh database `notifier_bench_<random>` is created on that server and dropped at the end;
+the Redis database is flushed before and after), or embedded ones when those are unset.
+The sandbox, the API and the workers each run as their own process, so that CPU and memory
+are measured per process. Other NOTIFIER_* variables (batch size, chains, pool sizes) are
+passed on to the service's processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import redis.asyncio as aioredis
+
+from bench import chart, dispatch, report
+from bench.accounts import AccountsFile, write_accounts
+from bench.harness import BenchError, Harness
+from bench.probes import Probe, Sampler
+from bench.services import Backends, Services, make_workdir, remove_workdir
+from bench.upload import BOTH, timed_import
+from notifier.settings import Settings
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--recipients", type=int, default=1_000_000, help="accounts in the big file (N)")
+    p.add_argument(
+        "--small",
+        type=int,
+        default=100_000,
+        help="the smaller dispatch size, compared with N (skipped if ≥ N)",
+    )
+    p.add_argument("--workers", type=int, default=2, help="worker processes")
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=100_000.0,
+        help="provider rate per channel (messages/s); high means full speed",
+    )
+    p.add_argument("--skip-import", action="store_true", help="no timed import or raw COPY")
+    p.add_argument("--skip-dispatch", action="store_true", help="no dispatch runs")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help="directory for latest.json and latest.png (default: bench/results)",
+    )
+    return p
+
+
+async def _generate(
+    workdir: Path, args: argparse.Namespace
+) -> tuple[AccountsFile, AccountsFile | None]:
+    print(f"generating {args.recipients:,} accounts…", flush=True)
+    big = await asyncio.to_thread(write_accounts, workdir / "accounts.csv", args.recipients)
+    small = None
+    if not args.skip_dispatch and args.small < args.recipients:
+        small = await asyncio.to_thread(write_accounts, workdir / "accounts-small.csv", args.small)
+    return big, small
+
+
+async def _dispatch_all(
+    h: Harness, big: AccountsFile, small: AccountsFile | None, both_id: str | None
+) -> dict[str, Any]:
+    """Email and SMS alone at the small size and at N, then both channels at N."""
+    runs: dict[str, Any] = {}
+    sizes = [("small", small), ("n", big)] if small is not None else [("n", big)]
+    for size, accounts in sizes:
+        assert accounts is not None
+        for channel in ("email", "sms"):
+            label = f"{channel} {accounts.rows:,}"
+            campaign_id, upload = await dispatch.prepare(h, accounts, (channel,), label)
+            runs[f"{channel}_{size}"] = await dispatch.run(
+                h, label, campaign_id, (channel,), accounts
+            )
+            runs[f"{channel}_{size}"]["untimed_upload"] = upload
+    label = f"email+sms {big.rows:,}"
+    if both_id is None:
+        both_id, _ = await dispatch.prepare(h, big, BOTH, label)
+    runs["both_n"] = await dispatch.run(h, label, both_id, BOTH, big)
+    return runs
+
+
+async def _measure(
+    args: argparse.Namespace, backends: Backends, services: Services, workdir: Path
+) -> dict[str, Any]:
+    await services.command("migrate")
+    secret = (
+        await services.command("keys", "create", "--name", "bench", "--expires-in-days", "1")
+    ).strip()
+    big, small = await _generate(workdir, args)
+    print(
+        f"starting the sandbox, the API and {0 if args.skip_dispatch else args.workers} worker(s)…",
+        flush=True,
+    )
+    await services.start(0 if args.skip_dispatch else args.workers)
+    assert services.api is not None and services.sandbox is not None
+    redis = aioredis.Redis.from_url(backends.redis_url)
+    probe = Probe(
+        pids={"api": services.api.pid, "sandbox": services.sandbox.pid},
+        worker_pids={w.name: w.pid for w in services.workers},
+        database=backends.database_name,
+        redis=redis,
+    )
+    sampler = Sampler(probe)
+    sampler.start()
+    results: dict[str, Any] = {"date": datetime.now(UTC).isoformat(timespec="seconds")}
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=1800)
+    try:
+        async with (
+            aiohttp.ClientSession(
+                services.api_url, timeout=timeout, headers={"Authorization": f"Bearer {secret}"}
+            ) as api,
+            aiohttp.ClientSession(services.sandbox_url, timeout=timeout) as sandbox,
+        ):
+            h = Harness(services, backends, probe, sampler, api, sandbox)
+            await asyncio.sleep(1.0)  # a first sample: the baseline
+            both_id = None
+            if not args.skip_import:
+                results["import"], both_id = await timed_import(h, big)
+            if not args.skip_dispatch:
+                results["dispatch"] = await _dispatch_all(h, big, small, both_id)
+    finally:
+        await sampler.stop()
+        await redis.aclose()
+    results["phases"] = h.phases
+    results["checks"] = h.checks
+    results["series"] = sampler.samples
+    results["redis_baseline_mb"] = (
+        sampler.samples[0]["redis_used_memory_mb"] if sampler.samples else 0.0
+    )
+    results["generated"] = {"n": big.as_json(), "small": small.as_json() if small else None}
+    return results
+
+
+async def bench(args: argparse.Namespace, workdir: Path) -> int:
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    settings = Settings.from_env()
+    backends = Backends(settings, workdir)
+    services = Services(settings, workdir)
+    started = time.monotonic()
+    try:
+        await backends.open()
+        services.configure(backends.database_url, backends.redis_url, args.rate)
+        print(
+            f"postgres: {'configured' if settings.database_url else 'embedded'} "
+            f"(database {backends.database_name}); redis: "
+            f"{'configured' if settings.redis_url else 'embedded'}",
+            flush=True,
+        )
+        results = await _measure(args, backends, services, workdir)
+        s = services.settings
+        results["config"] = {
+            "recipients": args.recipients,
+            "small": args.small,
+            "workers": args.workers,
+            "rate_per_channel": args.rate,
+            "postgres": "configured" if settings.database_url else "embedded",
+            "redis": "configured" if settings.redis_url else "embedded",
+            "batch_size": s.batch_size,
+            "chains_per_channel": s.chains_per_channel,
+            "worker_max_jobs": s.worker_max_jobs,
+            "smtp_pool_size": s.smtp_pool_size,
+            "twilio_concurrency": s.twilio_concurrency,
+        }
+        results["machine"] = {**report.machine(), **await backends.versions()}
+        results["project"] = await asyncio.to_thread(report.project)
+        results["wall_seconds"] = round(time.monotonic() - started, 1)
+    except (BenchError, RuntimeError, OSError) as exc:
+        print(f"\nbench failed: {exc}", file=sys.stderr)
+        for child in services.children():
+            if tail := child.log_tail(10):
+                print(f"--- {child.name} log:\n{tail}", file=sys.stderr)
+        return 1
+    finally:
+        with contextlib.suppress(Exception):
+            await services.stop()
+        await backends.close()
+    rows = report.targets(results)
+    results["targets"] = [r.as_json() for r in rows]
+    args.out.mkdir(parents=True, exist_ok=True)
+    report.write_json(args.out / "latest.json", results)
+    await asyncio.to_thread(chart.draw, args.out / "latest.png", results)
+    print()
+    print(report.table(rows))
+    print(f"\n{args.out / 'latest.json'}\n{args.out / 'latest.png'}")
+    return 0 if all(c["ok"] for c in results["checks"]) else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.skip_import and args.skip_dispatch:
+        print("nothing to do with both --skip-import and --skip-dispatch", file=sys.stderr)
+        return 2
+    if args.recipients < 1 or args.small < 1 or args.workers < 1:
+        print("--recipients, --small and --workers must be at least 1", file=sys.stderr)
+        return 2
+    workdir = make_workdir()
+    try:
+        return asyncio.run(bench(args, workdir))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("\ninterrupted; everything started was stopped", file=sys.stderr)
+        return 130
+    finally:
+        remove_workdir(workdir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""The chart: throughput, CPU and memory on one timeline, each benchmark phase shaded."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+
+import matplotlib.pyplot as plt  # after use(): the backend must be chosen first
+
+_CPU_ROLES = ("workers", "api", "sandbox", "postgres", "redis_server")
+_COLORS = {"email": "tab:blue", "sms": "tab:orange"}
+
+
+def _throughput(runs: dict[str, Any]) -> dict[str, list[tuple[float, int]]]:
+    """Messages the sandbox accepted per whole second, by channel, over all runs."""
+    points: dict[str, list[tuple[float, int]]] = {"email": [], "sms": []}
+    for run in runs.values():
+        for channel, per_second in run["sandbox"]["per_second"].items():
+            points[channel].extend((float(sec) + 0.5, int(n)) for sec, n in per_second)
+    for values in points.values():
+        values.sort()
+    return points
+
+
+def _cores(samples: list[dict[str, Any]], role: str) -> tuple[list[float], list[float]]:
+    """Cores a role kept busy between consecutive samples."""
+    times, busy = [], []
+    for before, after in itertools.pairwise(samples):
+        span = after["t"] - before["t"]
+        used = after["cpu_seconds"].get(role, 0.0) - before["cpu_seconds"].get(role, 0.0)
+        if span > 0:
+            times.append(after["t"])
+            busy.append(max(0.0, used / span))
+    return times, busy
+
+
+def draw(path: Path, results: dict[str, Any]) -> None:
+    """Write the PNG; the x axis is minutes since the first phase began."""
+    samples: list[dict[str, Any]] = results.get("series", [])
+    phases: list[dict[str, Any]] = results.get("phases", [])
+    runs: dict[str, Any] = results.get("dispatch", {})
+    origin = phases[0]["start"] if phases else (samples[0]["t"] if samples else 0.0)
+
+    def minutes(t: float) -> float:
+        return (t - origin) / 60.0
+
+    fig, (top, middle, bottom) = plt.subplots(3, 1, figsize=(13, 10), sharex=True)
+    for channel, points in _throughput(runs).items():
+        if points:
+            top.plot(
+                [minutes(t) for t, _ in points],
+                [n for _, n in points],
+                color=_COLORS[channel],
+                lw=1,
+                label=f"{channel} accepted by the sandbox",
+            )
+    top.set_ylabel("messages / s")
+    top.set_title("Throughput, CPU and memory over the benchmark")
+
+    for role in _CPU_ROLES:
+        times, busy = _cores(samples, role)
+        if times:
+            middle.plot([minutes(t) for t in times], busy, lw=1, label=role)
+    middle.set_ylabel("cores busy")
+
+    names = sorted({name for s in samples for name in s["rss_mb"]})
+    for name in names:
+        bottom.plot(
+            [minutes(s["t"]) for s in samples],
+            [s["rss_mb"].get(name) for s in samples],
+            lw=1,
+            label=f"{name} RSS",
+        )
+    bottom.plot(
+        [minutes(s["t"]) for s in samples],
+        [s["redis_used_memory_mb"] for s in samples],
+        lw=1.5,
+        color="black",
+        label="Redis used_memory",
+    )
+    bottom.set_ylabel("MB")
+    bottom.set_xlabel("minutes since start")
+
+    for i, phase in enumerate(phases):
+        if phase.get("end") is None:
+            continue
+        start, end = minutes(phase["start"]), minutes(phase["end"])
+        for axis in (top, middle, bottom):
+            axis.axvspan(start, end, color="grey" if i % 2 else "lightgrey", alpha=0.25, lw=0)
+        top.annotate(
+            phase["name"],
+            xy=(start, 1.0),
+            xycoords=("data", "axes fraction"),
+            fontsize=7,
+            rotation=30,
+            va="bottom",
+        )
+    for axis in (top, middle, bottom):
+        axis.grid(alpha=0.3)
+        handles, _ = axis.get_legend_handles_labels()
+        if handles:
+            axis.legend(loc="upper right", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
