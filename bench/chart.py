@@ -16,15 +16,10 @@ _CPU_ROLES = ("workers", "api", "sandbox", "postgres", "redis_server")
 _COLORS = {"email": "tab:blue", "sms": "tab:orange"}
 
 
-def _throughput(runs: dict[str, Any]) -> dict[str, list[tuple[float, int]]]:
-    """Messages the sandbox accepted per whole second, by channel, over all runs."""
-    points: dict[str, list[tuple[float, int]]] = {"email": [], "sms": []}
-    for run in runs.values():
-        for channel, per_second in run["sandbox"]["per_second"].items():
-            points[channel].extend((float(sec) + 0.5, int(n)) for sec, n in per_second)
-    for values in points.values():
-        values.sort()
-    return points
+def _throughput(run: dict[str, Any], channel: str) -> tuple[list[float], list[int]]:
+    """Messages the sandbox accepted in each whole second of one run."""
+    per_second = run["sandbox"]["per_second"].get(channel, [])
+    return [float(sec) + 0.5 for sec, _ in per_second], [int(n) for _, n in per_second]
 
 
 def _cores(samples: list[dict[str, Any]], role: str) -> tuple[list[float], list[float]]:
@@ -40,7 +35,8 @@ def _cores(samples: list[dict[str, Any]], role: str) -> tuple[list[float], list[
 
 
 def draw(path: Path, results: dict[str, Any]) -> None:
-    """Write the PNG; the x axis is minutes since the first phase began."""
+    """Write the PNG; the x axis is minutes since the first phase began. Timed phases are
+    shaded blue, untimed uploads grey and hatched."""
     samples: list[dict[str, Any]] = results.get("series", [])
     phases: list[dict[str, Any]] = results.get("phases", [])
     runs: dict[str, Any] = results.get("dispatch", {})
@@ -50,15 +46,13 @@ def draw(path: Path, results: dict[str, Any]) -> None:
         return (t - origin) / 60.0
 
     fig, (top, middle, bottom) = plt.subplots(3, 1, figsize=(13, 10), sharex=True)
-    for channel, points in _throughput(runs).items():
-        if points:
-            top.plot(
-                [minutes(t) for t, _ in points],
-                [n for _, n in points],
-                color=_COLORS[channel],
-                lw=1,
-                label=f"{channel} accepted by the sandbox",
-            )
+    labelled: set[str] = set()
+    for run in runs.values():  # one line per run, so no line bridges the gap between runs
+        for channel in run["channels"]:
+            times, counts = _throughput(run, channel)
+            label = None if channel in labelled else f"{channel} accepted by the sandbox"
+            labelled.add(channel)
+            top.plot([minutes(t) for t in times], counts, color=_COLORS[channel], lw=1, label=label)
     top.set_ylabel("messages / s")
     top.set_title("Throughput, CPU and memory over the benchmark")
 
@@ -90,16 +84,24 @@ def draw(path: Path, results: dict[str, Any]) -> None:
         if phase.get("end") is None:
             continue
         start, end = minutes(phase["start"]), minutes(phase["end"])
+        untimed = phase["name"].startswith("upload for")
         for axis in (top, middle, bottom):
-            axis.axvspan(start, end, color="grey" if i % 2 else "lightgrey", alpha=0.25, lw=0)
-        top.annotate(
-            phase["name"],
-            xy=(start, 1.0),
-            xycoords=("data", "axes fraction"),
-            fontsize=7,
-            rotation=30,
-            va="bottom",
-        )
+            axis.axvspan(
+                start,
+                end,
+                color="lightgrey" if untimed else "lightsteelblue",
+                alpha=0.35,
+                lw=0,
+                hatch="//" if untimed else None,
+            )
+        if not untimed:
+            top.annotate(
+                phase["name"],
+                xy=(start, 0.97 - 0.08 * (i % 3)),
+                xycoords=("data", "axes fraction"),
+                fontsize=7,
+                va="top",
+            )
     for axis in (top, middle, bottom):
         axis.grid(alpha=0.3)
         handles, _ = axis.get_legend_handles_labels()

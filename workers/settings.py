@@ -71,5 +71,8 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         "max_tries": 3,
         "ctx": {"settings": settings},
         "handle_signals": True,
+        # SIGTERM stops taking jobs and lets running links finish (a link is a few seconds),
+        # so a deploy or scale-down neither loses a batch nor sends one twice.
+        "job_completion_wait": 30,
         "poll_delay": 0.05,  # a chain's next link starts promptly
     }

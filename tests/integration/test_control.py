@@ -73,3 +73,26 @@ async def test_cancel_leaves_nothing_pending(stack: LocalStack, api: aiohttp.Cli
         assert sum(counts.values()) == n
     async with api.post(f"/v1/campaigns/{cid}/resume") as resp:
         assert resp.status == 409
+
+
+async def test_sigterm_lets_a_worker_finish_its_batch_and_nothing_is_sent_twice(
+    stack: LocalStack, api: aiohttp.ClientSession
+) -> None:
+    n = 600
+    cid = (await factories.create_campaign(api))["id"]
+    await factories.upload(api, cid, factories.recipients_csv(n))
+    first = await stack.start_worker_process()
+    async with api.post(f"/v1/campaigns/{cid}/launch") as resp:
+        assert resp.status == 202
+    await factories.wait_for(api, cid, lambda c: c["counts"]["email"]["sent"] >= 50)
+    first.terminate()
+    assert await asyncio.wait_for(first.wait(), 40) == 0
+    stopped = await factories.get_campaign(api, cid)
+    assert stopped["counts"]["email"]["sending"] == 0  # the batch was finished, not dropped
+    await stack.start_worker_process()
+    final = await factories.wait_for(api, cid, factories.settled)
+    assert final["counts"]["email"]["sent"] == n
+    assert final["counts"]["sms"]["delivered"] == n
+    assert stack.sandbox is not None
+    assert stack.sandbox.inbox.count(Channel.EMAIL) == n
+    assert stack.sandbox.inbox.count(Channel.SMS) == n
