@@ -139,8 +139,11 @@ def _resources(settings: Settings) -> Callable[[web.Application], AsyncIterator[
 def create_app(settings: Settings) -> web.Application:
     """The REST API application."""
     from notifier.api import setup_routes
+    from notifier.api.idempotency import idempotency
 
-    app = web.Application(middlewares=[problems, authenticate], client_max_size=JSON_BODY_LIMIT)
+    app = web.Application(
+        middlewares=[problems, authenticate, idempotency], client_max_size=JSON_BODY_LIMIT
+    )
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_resources(settings))
     setup_routes(app)

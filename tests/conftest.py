@@ -31,7 +31,7 @@ BEGIN
     LOOP
         EXECUTE format('DROP TABLE %I', r.relname);
     END LOOP;
-    TRUNCATE campaigns, delivery_counts, api_keys CASCADE;
+    TRUNCATE campaigns, delivery_counts, api_keys, idempotency_keys CASCADE;
 END $$;
 """
 

@@ -29,6 +29,7 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
     settings = deps.settings
     summary = {"reclaimed": 0, "chains_started": 0, "completed": 0}
     async with deps.pool.acquire() as conn:
+        await conn.execute(queries["expire_idempotency_keys"])
         for row in await conn.fetch(queries["active_campaigns"]):
             cid = row["id"]
             summary["reclaimed"] += await conn.fetchval(

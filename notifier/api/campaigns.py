@@ -10,6 +10,7 @@ from aiohttp import web
 from notifier import campaigns as service
 from notifier import chains, recipients
 from notifier.api import params
+from notifier.api.idempotency import BODY_DIGEST
 from notifier.app import KEY, POOL, REDIS, SETTINGS, Handler, json_response, read_json, requires
 from notifier.campaigns import Campaign
 from notifier.errors import UnsupportedMediaType
@@ -79,7 +80,10 @@ async def list_(request: web.Request) -> web.Response:
 
 
 async def _chunks(request: web.Request) -> AsyncIterator[bytes]:
+    digest = request.get(BODY_DIGEST)  # set when an Idempotency-Key needs the body's hash
     async for chunk in request.content.iter_any():
+        if digest is not None:
+            digest.update(chunk)
         yield chunk
 
 

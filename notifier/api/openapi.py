@@ -42,6 +42,16 @@ _PAGE = [
 ]
 
 
+_IDEMPOTENCY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "description": "a retry with the same key and body gets the first response again; "
+    "the same key with another body is 422; while the first still runs, 409",
+}
+
+
 def _op(
     summary: str,
     responses: J,
@@ -206,6 +216,10 @@ _SCHEMAS: J = {
 @cache
 def document() -> J:
     """The whole API description."""
+    return _with_idempotency(_document())
+
+
+def _document() -> J:
     ok = {"description": "OK"}
     return {
         "openapi": "3.1.0",
@@ -391,3 +405,15 @@ def document() -> J:
             },
         },
     }
+
+
+def _with_idempotency(doc: J) -> J:
+    """Every authenticated POST takes an Idempotency-Key."""
+    for ops in doc["paths"].values():
+        op = ops.get("post")
+        if op is None or "security" not in op:
+            continue
+        op["parameters"] = [*op.get("parameters", []), _IDEMPOTENCY]
+        op["responses"].setdefault("422", _problem("Idempotency-Key reused for another request"))
+        op["responses"].setdefault("409", _problem("A request with this key is still running"))
+    return doc

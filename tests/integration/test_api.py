@@ -154,3 +154,52 @@ async def test_illegal_transitions_are_409(api: aiohttp.ClientSession) -> None:
         assert resp.status == 202
     async with api.post(f"/v1/campaigns/{cid}/cancel") as resp:
         assert resp.status == 409
+
+
+async def test_idempotency_key_replays_refuses_and_scopes(api: aiohttp.ClientSession) -> None:
+    headers = {"Idempotency-Key": "create-1"}
+    async with api.post("/v1/campaigns", json=factories.campaign(), headers=headers) as first:
+        assert first.status == 201
+        made = await first.json()
+    async with api.post("/v1/campaigns", json=factories.campaign(), headers=headers) as again:
+        assert again.status == 201
+        assert again.headers["Idempotent-Replayed"] == "true"
+        assert (await again.json())["id"] == made["id"]
+    async with api.post(
+        "/v1/campaigns", json=factories.campaign(name="other"), headers=headers
+    ) as other:
+        assert other.status == 422
+    async with api.get("/v1/campaigns") as resp:
+        assert len((await resp.json())["items"]) == 1
+
+    # A launch retried by a client whose connection dropped does not launch twice.
+    cid = made["id"]
+    await factories.upload(api, cid, factories.recipients_csv(3))
+    launch = {"Idempotency-Key": "launch-1"}
+    async with api.post(f"/v1/campaigns/{cid}/launch", headers=launch) as resp:
+        assert resp.status == 202
+    async with api.post(f"/v1/campaigns/{cid}/launch", headers=launch) as resp:
+        assert resp.status == 202 and resp.headers["Idempotent-Replayed"] == "true"
+    async with api.post(f"/v1/campaigns/{cid}/launch") as resp:
+        assert resp.status == 409  # without the key, a second launch is refused
+
+
+async def test_the_same_upload_with_the_same_key_is_not_imported_twice(
+    api: aiohttp.ClientSession,
+) -> None:
+    cid = (await factories.create_campaign(api))["id"]
+    headers = {"Content-Type": "text/csv", "Idempotency-Key": "upload-1"}
+    data = factories.recipients_csv(20)
+    async with api.post(f"/v1/campaigns/{cid}/recipients", data=data, headers=headers) as r1:
+        first = await r1.json()
+    async with api.post(f"/v1/campaigns/{cid}/recipients", data=data, headers=headers) as r2:
+        assert r2.headers["Idempotent-Replayed"] == "true"
+        assert await r2.json() == first
+    other = factories.recipients_csv(20, start=500)
+    async with api.post(f"/v1/campaigns/{cid}/recipients", data=other, headers=headers) as r3:
+        assert r3.status == 422
+    assert (await factories.get_campaign(api, cid))["recipients"] == 20
+    async with api.post(
+        "/v1/campaigns", json=factories.campaign(), headers={"Idempotency-Key": "k" * 300}
+    ) as bad:
+        assert bad.status == 400
