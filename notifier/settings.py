@@ -50,7 +50,7 @@ class Settings:
 
     batch_size: int = 500
     chains_per_channel: int = 4
-    lease_seconds: int = 120
+    lease_seconds: int = 60
     max_attempts: int = 5
     retry_base_seconds: float = 2.0
     retry_max_seconds: float = 300.0

@@ -49,6 +49,10 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for `arq.Worker` built from the service's settings."""
     assert settings.redis_url
     every = max(1, settings.reconcile_seconds)
+    # A link runs a couple of seconds; the timeout stays well inside the delivery lease. arq
+    # re-runs the jobs of a worker that died once the longest timeout (plus 10 s) has passed,
+    # so the reconciler's timeout is kept no longer than the links'.
+    timeout = max(10, settings.lease_seconds // 2)
     return {
         "functions": [dispatch],
         "cron_jobs": [
@@ -56,7 +60,7 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
                 reconcile,
                 second=set(range(0, 60, every)),
                 run_at_startup=True,
-                timeout=60,
+                timeout=timeout,
                 unique=True,
             ),
         ],
@@ -65,8 +69,7 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         "redis_settings": RedisSettings.from_dsn(settings.redis_url),
         "queue_name": QUEUE_NAME,
         "max_jobs": settings.worker_max_jobs,
-        # A link runs a couple of seconds; the timeout stays well inside the delivery lease.
-        "job_timeout": max(10, settings.lease_seconds // 2),
+        "job_timeout": timeout,
         "keep_result": 30,
         "max_tries": 3,
         "ctx": {"settings": settings},
