@@ -91,6 +91,8 @@ def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
                 args.http_port,
                 settings.twilio_account_sid,
                 settings.twilio_auth_token,
+                keep_bodies=not args.no_bodies,
+                interim_callbacks=not args.final_callbacks_only,
             )
         )
     return 0
@@ -146,6 +148,16 @@ def parser() -> argparse.ArgumentParser:
     sb.add_argument("--host", default="127.0.0.1")
     sb.add_argument("--smtp-port", type=int, default=2525)
     sb.add_argument("--http-port", type=int, default=8025)
+    sb.add_argument(
+        "--no-bodies",
+        action="store_true",
+        help="keep who received what and when, not the message texts (large runs)",
+    )
+    sb.add_argument(
+        "--final-callbacks-only",
+        action="store_true",
+        help='post only the final SMS status, not "sent" first as Twilio does',
+    )
     sb.set_defaults(func=cmd_sandbox)
     keys = sub.add_parser("keys", help="API keys").add_subparsers(
         dest="keys_command", required=True

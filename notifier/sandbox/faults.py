@@ -31,6 +31,8 @@ class Faults:
     """Fraction of MAIL commands on which the server drops the connection without a reply."""
     callback_delay: float = 0.05
     """Seconds between accepting an SMS and posting its first status callback."""
+    sms_interim_callbacks: bool = True
+    """Post "sent" before the final status, as Twilio does; off halves callback traffic."""
     _credit: dict[str, float] = field(default_factory=dict, repr=False)
 
     def hit(self, knob: str) -> bool:
@@ -66,6 +68,7 @@ class Faults:
             "smtp_tempfail_rate": self.smtp_tempfail_rate,
             "smtp_disconnect_rate": self.smtp_disconnect_rate,
             "callback_delay": self.callback_delay,
+            "sms_interim_callbacks": self.sms_interim_callbacks,
         }
 
     def reset(self) -> None:
@@ -83,6 +86,10 @@ def _coerce(name: str, value: object) -> object:
         return set(value)
     if name == "sms_retry_after" and value is None:
         return None
+    if name == "sms_interim_callbacks":
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be true or false")
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{name} must be a number")
     number = float(value)

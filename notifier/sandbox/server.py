@@ -206,6 +206,7 @@ async def serve(
     callback_delay: float = 0.05,
     keep_bodies: bool = True,
     allow_remote_callbacks: bool | None = None,
+    interim_callbacks: bool = True,
 ) -> None:
     """Run the sandbox until cancelled (the `notifier sandbox` command).
 
@@ -225,6 +226,7 @@ async def serve(
         keep_bodies=keep_bodies,
         allow_remote_callbacks=allow_remote_callbacks,
     )
+    sandbox.faults.sms_interim_callbacks = interim_callbacks
     await sandbox.start()
     log.info(
         "sandbox listening",

@@ -215,7 +215,7 @@ class TwilioApi:
                 "SmsStatus": "undelivered",
                 "ErrorCode": str(code),
             }
-        return [sent, final]
+        return [sent, final] if self._faults.sms_interim_callbacks else [final]
 
     def _date(self) -> str:
         # RFC 2822 as Twilio writes it ("Thu, 24 Aug 2023 05:01:45 +0000"), once per second.
