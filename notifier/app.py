@@ -13,7 +13,7 @@ from aiohttp import web
 from arq import create_pool as create_arq_pool
 from arq.connections import ArqRedis, RedisSettings
 
-from notifier import keys
+from notifier import audit, keys
 from notifier.chains import QUEUE_NAME
 from notifier.db import create_pool, translate
 from notifier.errors import NotifierError
@@ -94,10 +94,48 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
         return problem(500, "Internal error", "the request failed", slug="internal")
 
 
+MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _scope_of(request: web.Request) -> str | None:
+    """The scope the matched route's handler requires, or None for a public route."""
+    return getattr(request.match_info.handler, "scope", None)
+
+
+@web.middleware
+async def audited(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Record every mutating call made with (or refused for lack of) an API key."""
+    if request.method not in MUTATING or _scope_of(request) is None:
+        return await handler(request)
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except NotifierError as exc:
+        status = exc.status
+        raise
+    finally:
+        route = request.match_info.route.resource
+        key = request.get(KEY)
+        try:
+            async with request.app[POOL].acquire() as conn:
+                await audit.record(
+                    conn,
+                    key_id=key.id if key else None,
+                    action=f"{request.method} {route.canonical if route else request.path}",
+                    target=request.match_info.get("id"),
+                    status=status,
+                    client=request.remote,
+                )
+        except Exception:
+            log.exception("audit record not written", extra={"path": request.path})
+
+
 @web.middleware
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Check the API key (against Postgres, every time) where the handler needs a scope."""
-    scope = getattr(handler, "scope", None)
+    scope = _scope_of(request)
     if scope is not None:
         async with request.app[POOL].acquire() as conn:
             key = await keys.authenticate(conn, request.headers.get("Authorization"))
@@ -142,7 +180,8 @@ def create_app(settings: Settings) -> web.Application:
     from notifier.api.idempotency import idempotency
 
     app = web.Application(
-        middlewares=[problems, authenticate, idempotency], client_max_size=JSON_BODY_LIMIT
+        middlewares=[problems, audited, authenticate, idempotency],
+        client_max_size=JSON_BODY_LIMIT,
     )
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_resources(settings))

@@ -7,12 +7,15 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 from notifier.errors import NotifierError
 from notifier.settings import Settings, SettingsError
 
 log = logging.getLogger("notifier")
+T = TypeVar("T")
 
 
 def _setup_logging(settings: Settings) -> None:
@@ -98,32 +101,117 @@ def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_keys_create(settings: Settings, args: argparse.Namespace) -> int:
+def _with_db(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
+    """Run `work(connection)` against NOTIFIER_DATABASE_URL."""
     import asyncpg
-
-    from notifier import keys
 
     _require(settings, "database_url")
 
-    async def run() -> keys.NewKey:
+    async def run() -> T:
         conn = await asyncpg.connect(settings.database_url)
         try:
-            return await keys.create(
-                conn,
-                name=args.name,
-                scopes=args.scopes.split(","),
-                expires_in_days=args.expires_in_days,
-            )
+            return await work(conn)
         finally:
             await conn.close()
 
-    new = asyncio.run(run())
+    return asyncio.run(run())
+
+
+def _print_new_key(new: Any) -> None:
     print(
         f"key {new.id} '{new.name}' scopes={','.join(new.scopes)} "
         f"expires={new.expires_at:%Y-%m-%dT%H:%M:%SZ}",
         file=sys.stderr,
     )
     print(new.secret)
+
+
+def _key_id(raw: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise SettingsError(f"{raw!r} is not a key id") from None
+
+
+async def _audited(conn: Any, action: str, target: uuid.UUID, work: Awaitable[T]) -> T:
+    """Run a key change and record it; the CLI acts with no API key, from 'cli'."""
+    from notifier import audit
+
+    result = await work
+    await audit.record(
+        conn, key_id=None, action=f"cli keys {action}", target=str(target), status=0, client="cli"
+    )
+    return result
+
+
+def cmd_keys_create(settings: Settings, args: argparse.Namespace) -> int:
+    from notifier import keys
+
+    async def work(conn: Any) -> keys.NewKey:
+        new = await keys.create(
+            conn,
+            name=args.name,
+            scopes=args.scopes.split(","),
+            expires_in_days=args.expires_in_days,
+        )
+        return await _audited(conn, "create", new.id, asyncio.sleep(0, new))
+
+    _print_new_key(_with_db(settings, work))
+    return 0
+
+
+def cmd_keys_list(settings: Settings, args: argparse.Namespace) -> int:
+    from notifier import keys
+
+    items, _ = _with_db(settings, lambda conn: keys.list_page(conn, after=None, limit=1000))
+    print(f"{'id':36}  {'name':20}  {'expires':20}  {'last used':20}  state  scopes")
+    for k in items:
+        state = "revoked" if k["revoked_at"] else "active"
+        used = f"{k['last_used_at']:%Y-%m-%dT%H:%M:%SZ}" if k["last_used_at"] else "never"
+        print(
+            f"{k['id']!s:36}  {k['name'][:20]:20}  {k['expires_at']:%Y-%m-%dT%H:%M:%SZ}  "
+            f"{used:20}  {state:7}{','.join(k['scopes'])}"
+        )
+    return 0
+
+
+def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    from notifier import keys
+
+    key_id = _key_id(args.id)
+    _with_db(settings, lambda conn: _audited(conn, "revoke", key_id, keys.revoke(conn, key_id)))
+    print(f"key {key_id} revoked", file=sys.stderr)
+    return 0
+
+
+def cmd_keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
+    from notifier import keys
+
+    key_id = _key_id(args.id)
+    _print_new_key(
+        _with_db(
+            settings,
+            lambda conn: _audited(
+                conn,
+                "rotate",
+                key_id,
+                keys.rotate(conn, key_id, expires_in_days=args.expires_in_days),
+            ),
+        )
+    )
+    return 0
+
+
+def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
+    from notifier import audit
+
+    items, _ = _with_db(settings, lambda conn: audit.list_page(conn, after=None, limit=args.limit))
+    for e in items:
+        print(
+            f"{e['at']:%Y-%m-%dT%H:%M:%SZ}  {e['status']}  {e['action']:45}  "
+            f"target={e['target'] or '-'}  key={e['api_key_id'] or '-'}  "
+            f"client={e['client'] or '-'}"
+        )
     return 0
 
 
@@ -167,6 +255,21 @@ def parser() -> argparse.ArgumentParser:
     kc.add_argument("--scopes", default="campaigns:read,campaigns:write,keys:admin")
     kc.add_argument("--expires-in-days", type=int, default=30)
     kc.set_defaults(func=cmd_keys_create)
+    keys.add_parser("list", help="every key: expiry, last use, state").set_defaults(
+        func=cmd_keys_list
+    )
+    kr = keys.add_parser("revoke", help="refuse a key from its next request on")
+    kr.add_argument("id")
+    kr.set_defaults(func=cmd_keys_revoke)
+    ko = keys.add_parser(
+        "rotate", help="a new secret for a key's name and scopes; the old one is revoked"
+    )
+    ko.add_argument("id")
+    ko.add_argument("--expires-in-days", type=int, default=30)
+    ko.set_defaults(func=cmd_keys_rotate)
+    au = sub.add_parser("audit", help="the latest mutating calls, newest first")
+    au.add_argument("--limit", type=int, default=100)
+    au.set_defaults(func=cmd_audit)
     demo = sub.add_parser("demo", help="the whole system on this machine, end to end")
     demo.add_argument("--accounts", type=int, default=10_000)
     demo.add_argument(

@@ -8,9 +8,10 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from notifier.db import Conn, queries
-from notifier.errors import Forbidden, Unauthorized, ValidationFailed
+from notifier.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
 
 SCOPES = frozenset({"campaigns:read", "campaigns:write", "keys:admin"})
 MAX_LIFETIME_DAYS = 90
@@ -97,3 +98,37 @@ async def authenticate(conn: Conn, authorization: str | None) -> ApiKey:
         raise Unauthorized("the API key has expired or was revoked")
     await conn.execute(queries["touch_key"], row["id"])
     return ApiKey(id=row["id"], scopes=frozenset(row["scopes"]))
+
+
+async def list_page(
+    conn: Conn, *, after: uuid.UUID | None, limit: int
+) -> tuple[list[dict[str, Any]], uuid.UUID | None]:
+    """A page of keys (never their secrets), newest first, and the next page's cursor."""
+    rows = [dict(r) for r in await conn.fetch(queries["list_keys"], after, limit + 1)]
+    page = rows[:limit]
+    return page, (page[-1]["id"] if len(rows) > limit else None)
+
+
+async def get(conn: Conn, key_id: uuid.UUID) -> dict[str, Any]:
+    """One key, without its secret."""
+    row = await conn.fetchrow(queries["get_key"], key_id)
+    if row is None:
+        raise NotFound(f"no API key {key_id}")
+    return dict(row)
+
+
+async def revoke(conn: Conn, key_id: uuid.UUID) -> None:
+    """Refuse the key from its very next request on."""
+    if await conn.fetchval(queries["revoke_key"], key_id) is None:
+        raise NotFound(f"no API key {key_id}")
+
+
+async def rotate(conn: Conn, key_id: uuid.UUID, *, expires_in_days: int) -> NewKey:
+    """A new key with the same name and scopes; the old one is revoked in the same breath."""
+    old = await get(conn, key_id)
+    async with conn.transaction():
+        new = await create(
+            conn, name=old["name"], scopes=list(old["scopes"]), expires_in_days=expires_in_days
+        )
+        await revoke(conn, key_id)
+    return new

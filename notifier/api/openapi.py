@@ -101,7 +101,68 @@ _TEMPLATE = {
         "html": {"type": "string"},
     },
 }
+_KEY = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string", "format": "uuid"},
+        "name": {"type": "string"},
+        "prefix": {"type": "string"},
+        "scopes": {"type": "array", "items": {"type": "string"}},
+        "created_at": {"type": "string", "format": "date-time"},
+        "expires_at": {"type": "string", "format": "date-time"},
+        "revoked_at": {"type": ["string", "null"], "format": "date-time"},
+        "last_used_at": {"type": ["string", "null"], "format": "date-time"},
+    },
+}
+_SCOPES = ["campaigns:read", "campaigns:write", "keys:admin"]
 _SCHEMAS: J = {
+    "KeyCreate": {
+        "type": "object",
+        "required": ["name", "scopes", "expires_in_days"],
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 200},
+            "scopes": {"type": "array", "minItems": 1, "items": {"enum": _SCOPES}},
+            "expires_in_days": {"type": "integer", "minimum": 1, "maximum": 90},
+        },
+    },
+    "NewKey": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string", "format": "uuid"},
+            "name": {"type": "string"},
+            "scopes": {"type": "array", "items": {"type": "string"}},
+            "expires_at": {"type": "string", "format": "date-time"},
+            "secret": {"type": "string", "description": "shown once; store it now"},
+        },
+    },
+    "KeyList": {
+        "type": "object",
+        "properties": {
+            "items": {"type": "array", "items": _KEY},
+            "next": {"type": ["string", "null"]},
+        },
+    },
+    "AuditList": {
+        "type": "object",
+        "properties": {
+            "items": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "at": {"type": "string", "format": "date-time"},
+                        "api_key_id": {"type": ["string", "null"]},
+                        "action": {"type": "string"},
+                        "target": {"type": ["string", "null"]},
+                        "status": {"type": "integer"},
+                        "client": {"type": ["string", "null"]},
+                    },
+                },
+            },
+            "next": {"type": ["string", "null"]},
+        },
+    },
     "Problem": {
         "type": "object",
         "required": ["type", "title", "status", "detail"],
@@ -377,6 +438,45 @@ def _document() -> J:
                             "schema": {"type": "string"},
                         }
                     ],
+                )
+            },
+            "/v1/keys": {
+                "post": _op(
+                    "Create an API key; its secret is in this response only",
+                    {
+                        "201": {"description": "Created", "content": _json(_ref("NewKey"))},
+                        "422": _problem("Invalid key, naming each field"),
+                    },
+                    scope="keys:admin",
+                    body={"required": True, "content": _json(_ref("KeyCreate"))},
+                ),
+                "get": _op(
+                    "List keys (never their secrets), with expiry, last use and revocation",
+                    {
+                        "200": {"description": "A page", "content": _json(_ref("KeyList"))},
+                        "400": _problem("Bad paging parameter"),
+                    },
+                    scope="keys:admin",
+                    params=_PAGE,
+                ),
+            },
+            "/v1/keys/{id}": {
+                "delete": _op(
+                    "Revoke a key: refused from its very next request on",
+                    {"204": {"description": "Revoked"}, "404": _problem("No such key")},
+                    scope="keys:admin",
+                    params=[_ID],
+                )
+            },
+            "/v1/audit": {
+                "get": _op(
+                    "The audit log of mutating calls, newest first",
+                    {
+                        "200": {"description": "A page", "content": _json(_ref("AuditList"))},
+                        "400": _problem("Bad paging parameter"),
+                    },
+                    scope="keys:admin",
+                    params=_PAGE,
                 )
             },
             "/v1/webhooks/twilio/status": {
