@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint format typecheck check clean
+.PHONY: install demo test bench lint format typecheck check clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -20,9 +20,13 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider
 
+# The benchmark at breach scale: BENCH_ARGS="--recipients 200000 --small 50000" for a quick run.
+bench: $(STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
 lint: $(STAMP)
-	$(BIN)/ruff check notifier workers tests
-	$(BIN)/ruff format --check notifier workers tests
+	$(BIN)/ruff check notifier workers tests bench
+	$(BIN)/ruff format --check notifier workers tests bench
 
 format: $(STAMP)
 	$(BIN)/ruff format notifier workers tests

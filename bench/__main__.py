@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import redis.asyncio as aioredis
 
 from bench import chart, dispatch, report
@@ -160,6 +161,8 @@ async def bench(args: argparse.Namespace, workdir: Path) -> int:
     backends = Backends(settings, workdir)
     services = Services(settings, workdir)
     started = time.monotonic()
+    # The code measured is the code as the services start: others may commit meanwhile.
+    measured = await asyncio.to_thread(report.project)
     try:
         await backends.open()
         services.configure(backends.database_url, backends.redis_url, args.rate)
@@ -177,6 +180,7 @@ async def bench(args: argparse.Namespace, workdir: Path) -> int:
             "workers": args.workers,
             "rate_per_channel": args.rate,
             "postgres": "configured" if settings.database_url else "embedded",
+            "database": backends.database_name,
             "redis": "configured" if settings.redis_url else "embedded",
             "batch_size": s.batch_size,
             "chains_per_channel": s.chains_per_channel,
@@ -185,9 +189,9 @@ async def bench(args: argparse.Namespace, workdir: Path) -> int:
             "twilio_concurrency": s.twilio_concurrency,
         }
         results["machine"] = {**report.machine(), **await backends.versions()}
-        results["project"] = await asyncio.to_thread(report.project)
+        results["project"] = measured
         results["wall_seconds"] = round(time.monotonic() - started, 1)
-    except (BenchError, RuntimeError, OSError) as exc:
+    except (BenchError, RuntimeError, OSError, aiohttp.ClientError, asyncpg.PostgresError) as exc:
         print(f"\nbench failed: {exc}", file=sys.stderr)
         for child in services.children():
             if tail := child.log_tail(10):
@@ -204,6 +208,8 @@ async def bench(args: argparse.Namespace, workdir: Path) -> int:
     await asyncio.to_thread(chart.draw, args.out / "latest.png", results)
     print()
     print(report.table(rows))
+    print()
+    print(report.cpu_table(results, results["machine"]["nproc"]))
     print(f"\n{args.out / 'latest.json'}\n{args.out / 'latest.png'}")
     return 0 if all(c["ok"] for c in results["checks"]) else 1
 

@@ -37,7 +37,7 @@ def _cores(samples: list[dict[str, Any]], role: str) -> tuple[list[float], list[
 def draw(path: Path, results: dict[str, Any]) -> None:
     """Write the PNG; the x axis is minutes since the first phase began. Timed phases are
     shaded blue, untimed uploads grey and hatched."""
-    samples: list[dict[str, Any]] = results.get("series", [])
+    samples = sorted(results.get("series", []), key=lambda s: float(s["t"]))
     phases: list[dict[str, Any]] = results.get("phases", [])
     runs: dict[str, Any] = results.get("dispatch", {})
     origin = phases[0]["start"] if phases else (samples[0]["t"] if samples else 0.0)
@@ -60,6 +60,11 @@ def draw(path: Path, results: dict[str, Any]) -> None:
         times, busy = _cores(samples, role)
         if times:
             middle.plot([minutes(t) for t in times], busy, lw=1, label=role)
+    times, busy = _cores(samples, "machine")
+    if times:
+        middle.plot(
+            [minutes(t) for t in times], busy, lw=1, ls="--", color="grey", label="whole machine"
+        )
     middle.set_ylabel("cores busy")
 
     names = sorted({name for s in samples for name in s["rss_mb"]})
@@ -80,16 +85,19 @@ def draw(path: Path, results: dict[str, Any]) -> None:
     bottom.set_ylabel("MB")
     bottom.set_xlabel("minutes since start")
 
-    for i, phase in enumerate(phases):
+    timed = 0
+    for phase in phases:
         if phase.get("end") is None:
             continue
         start, end = minutes(phase["start"]), minutes(phase["end"])
         untimed = phase["name"].startswith("upload for")
+        timed += not untimed
+        shade = "lightgrey" if untimed else ("lightsteelblue" if timed % 2 else "navajowhite")
         for axis in (top, middle, bottom):
             axis.axvspan(
                 start,
                 end,
-                color="lightgrey" if untimed else "lightsteelblue",
+                color=shade,
                 alpha=0.35,
                 lw=0,
                 hatch="//" if untimed else None,
@@ -97,7 +105,7 @@ def draw(path: Path, results: dict[str, Any]) -> None:
         if not untimed:
             top.annotate(
                 phase["name"],
-                xy=(start, 0.97 - 0.08 * (i % 3)),
+                xy=(start, 0.97 - 0.08 * (timed % 3)),
                 xycoords=("data", "axes fraction"),
                 fontsize=7,
                 va="top",

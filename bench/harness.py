@@ -72,9 +72,11 @@ class Harness:
         """Mark a span of the timeline (shaded and labelled in the chart)."""
         entry: dict[str, Any] = {"name": name, "start": time.time(), "end": None}
         self.phases.append(entry)
+        await self.sampler.take()
         try:
             yield entry
         finally:
+            await self.sampler.take()
             entry["end"] = time.time()
 
     async def call(

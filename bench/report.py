@@ -207,6 +207,43 @@ def _dispatch_memory(results: dict[str, Any], runs: dict[str, Any]) -> list[Targ
     return out
 
 
+_CPU_COLUMNS = (
+    "workers",
+    "api",
+    "sandbox",
+    "postgres",
+    "postgres_background",
+    "redis_server",
+    "bench",
+    "other",
+)
+
+
+def cpu_table(results: dict[str, Any], cores: int) -> str:
+    """Cores each process kept busy, on average, in each timed phase (of `cores` here)."""
+    phases: list[tuple[str, dict[str, Any]]] = []
+    if results.get("import"):
+        phases.append(("import (upload)", results["import"]["cpu"]))
+    phases += [(run["name"], run["cpu"]) for run in results.get("dispatch", {}).values()]
+    head = [
+        "cores busy",
+        *(c.replace("postgres_background", "pg bg").replace("_server", "") for c in _CPU_COLUMNS),
+        "total",
+    ]
+    cells = [head]
+    for name, cpu in phases:
+        busy = [cpu["cores_busy"].get(c, 0.0) for c in _CPU_COLUMNS]
+        cells.append([name, *(f"{b:.2f}" for b in busy), f"{sum(busy):.2f}/{cores}"])
+    widths = [max(len(row[i]) for row in cells) for i in range(len(head))]
+    return "\n".join(
+        "  ".join(
+            v.ljust(w) if i == 0 else v.rjust(w)
+            for i, (v, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in cells
+    )
+
+
 def table(rows: list[Target]) -> str:
     """The summary as aligned text."""
     head = ("metric", "value", "target", "")

@@ -32,6 +32,10 @@ READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
 
 
+class PortTaken(RuntimeError):
+    """A service could not bind its port: something else took it after it was chosen."""
+
+
 def with_database(url: str, name: str) -> str:
     """The same server URL naming another database."""
     return urlunsplit(urlsplit(url)._replace(path="/" + name))
@@ -149,25 +153,33 @@ class Services:
     sandbox_url: str = ""
 
     def configure(self, database_url: str, redis_url: str, rate: float) -> None:
-        """Ports for every service, and the settings that point the service at them."""
-        smtp_port, http_port, api_port = free_port(), free_port(), free_port()
-        self.sandbox_url = f"http://127.0.0.1:{http_port}"
-        self.api_url = f"http://127.0.0.1:{api_port}"
+        """The settings every service process gets (the ports are chosen at start)."""
         self.settings = self.settings.replace(
             database_url=database_url,
             redis_url=redis_url,
             api_host="127.0.0.1",
-            api_port=api_port,
-            public_base_url=self.api_url,
             smtp_host="127.0.0.1",
-            smtp_port=smtp_port,
             smtp_tls="none",
             smtp_username=None,
             smtp_password=None,
-            twilio_base_url=self.sandbox_url,
             email_rate=rate,
             sms_rate=rate,
             log_level="WARNING",
+        )
+
+    def _pick_ports(self) -> None:
+        ports: list[int] = []
+        while len(ports) < 3:
+            if (port := free_port()) not in ports:
+                ports.append(port)
+        smtp_port, http_port, api_port = ports
+        self.sandbox_url = f"http://127.0.0.1:{http_port}"
+        self.api_url = f"http://127.0.0.1:{api_port}"
+        self.settings = self.settings.replace(
+            api_port=api_port,
+            public_base_url=self.api_url,
+            smtp_port=smtp_port,
+            twilio_base_url=self.sandbox_url,
         )
 
     async def _spawn(self, name: str, *args: str) -> Child:
@@ -205,14 +217,25 @@ class Services:
         return out.decode()
 
     async def start(self, workers: int) -> None:
-        """Start the sandbox and the API and wait until they answer; then the workers."""
-        smtp, http = str(self.settings.smtp_port), self.sandbox_url.rsplit(":", 1)[1]
-        self.sandbox = await self._spawn(
-            "sandbox", "sandbox", "--smtp-port", smtp, "--http-port", http
-        )
-        self.api = await self._spawn("api", "api")
-        await self._wait_http(self.sandbox, self.sandbox_url + "/_sandbox/stats")
-        await self._wait_http(self.api, self.api_url + "/healthz")
+        """Start the sandbox and the API and wait until they answer; then the workers.
+        Ports are chosen free, but another process may take one first: then try again."""
+        for attempt in range(3):
+            self._pick_ports()
+            smtp, http = str(self.settings.smtp_port), self.sandbox_url.rsplit(":", 1)[1]
+            # No message texts kept: the checks need only who received what, and the
+            # sandbox's memory then stays small at a million messages.
+            self.sandbox = await self._spawn(
+                "sandbox", "sandbox", "--smtp-port", smtp, "--http-port", http, "--no-bodies"
+            )
+            self.api = await self._spawn("api", "api")
+            try:
+                await self._wait_http(self.sandbox, self.sandbox_url + "/_sandbox/stats")
+                await self._wait_http(self.api, self.api_url + "/healthz")
+                break
+            except PortTaken:
+                await self.stop()
+                if attempt == 2:
+                    raise
         for i in range(workers):
             self.workers.append(await self._spawn(f"worker-{i + 1}", "worker"))
         if workers:
@@ -223,7 +246,10 @@ class Services:
         async with aiohttp.ClientSession() as http:
             while time.monotonic() < deadline:
                 if child.proc.returncode is not None:
-                    raise RuntimeError(f"{child.name} exited:\n{child.log_tail()}")
+                    tail = child.log_tail()
+                    if "address already in use" in tail:
+                        raise PortTaken(tail)
+                    raise RuntimeError(f"{child.name} exited:\n{tail}")
                 with contextlib.suppress(aiohttp.ClientError):
                     async with http.get(url) as resp:
                         if resp.status == 200:
