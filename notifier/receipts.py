@@ -42,9 +42,10 @@ class Receipt:
 
 
 class ReceiptWriter:
-    """Collects receipts for a few milliseconds and writes them in one statement."""
+    """Collects receipts for up to 2 ms (longer while a write is running) and writes them in one
+    statement."""
 
-    def __init__(self, pool: Pool, *, max_batch: int = 1000, max_delay: float = 0.01) -> None:
+    def __init__(self, pool: Pool, *, max_batch: int = 1000, max_delay: float = 0.002) -> None:
         self._pool = pool
         self._max_batch = max_batch
         self._max_delay = max_delay

@@ -46,7 +46,7 @@ class Sandbox:
         account_sid: str = DEFAULT_ACCOUNT_SID,
         auth_token: str = DEFAULT_AUTH_TOKEN,
         callback_delay: float = 0.05,
-        callback_concurrency: int = 128,
+        callback_concurrency: int = 32,
         keep_bodies: bool = True,
         max_bodies: int = 100_000,
         allow_remote_callbacks: bool = False,
