@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import os
+import sys
 import time
 from typing import Any
 
@@ -98,3 +100,19 @@ def settled(state: dict[str, Any]) -> bool:
     """Completed, and no SMS still waiting for its receipt."""
     counts = state["counts"]
     return state["state"] == "completed" and counts.get("sms", {}).get("sent", 0) == 0
+
+
+async def run_cli(database_url: str, *args: str) -> tuple[int, str, str]:
+    """Run `notifier ARGS` as an operator would; returns (exit code, stdout, stderr)."""
+    env = {**os.environ, "NOTIFIER_DATABASE_URL": database_url, "NOTIFIER_LOG_LEVEL": "WARNING"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "notifier",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    return proc.returncode or 0, out.decode(), err.decode()

@@ -10,29 +10,15 @@ import aiohttp
 import asyncpg
 
 from notifier.stack import LocalStack
-
-
-async def _notifier(database_url: str, *args: str) -> tuple[int, str, str]:
-    env = {**os.environ, "NOTIFIER_DATABASE_URL": database_url, "NOTIFIER_LOG_LEVEL": "WARNING"}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "notifier",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate()
-    return proc.returncode or 0, out.decode(), err.decode()
+from tests import factories
 
 
 async def test_migrate_twice_then_a_key_from_the_cli_works_on_the_api(
     stack: LocalStack, db: asyncpg.Connection, database_url: str
 ) -> None:
-    code, out, _ = await _notifier(database_url, "migrate")
+    code, out, _ = await factories.run_cli(database_url, "migrate")
     assert code == 0 and "applied 0 migration" in out
-    code, out, err = await _notifier(
+    code, out, err = await factories.run_cli(
         database_url,
         "keys",
         "create",
@@ -58,7 +44,7 @@ async def test_migrate_twice_then_a_key_from_the_cli_works_on_the_api(
 async def test_a_key_longer_than_90_days_is_refused(
     database_url: str, db: asyncpg.Connection
 ) -> None:
-    code, _, err = await _notifier(
+    code, _, err = await factories.run_cli(
         database_url, "keys", "create", "--name", "x", "--expires-in-days", "365"
     )
     assert code != 0

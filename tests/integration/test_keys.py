@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
-
 import aiohttp
 import asyncpg
 
@@ -81,31 +77,16 @@ async def test_every_mutating_call_is_audited_with_its_key(
     assert all(e["client"] == "127.0.0.1" for e in entries)
 
 
-async def _cli(database_url: str, *args: str) -> tuple[int, str, str]:
-    env = {**os.environ, "NOTIFIER_DATABASE_URL": database_url}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "notifier",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate()
-    return proc.returncode or 0, out.decode(), err.decode()
-
-
 async def test_cli_lists_rotates_and_revokes_keys(
     stack: LocalStack, database_url: str, db: asyncpg.Connection
 ) -> None:
-    _, secret, _ = await _cli(
+    _, secret, _ = await factories.run_cli(
         database_url, "keys", "create", "--name", "ops", "--scopes", "campaigns:read"
     )
     key_id = await db.fetchval("SELECT id::text FROM api_keys WHERE name = 'ops'")
-    code, listing, _ = await _cli(database_url, "keys", "list")
+    code, listing, _ = await factories.run_cli(database_url, "keys", "list")
     assert code == 0 and key_id in listing and "never" in listing
-    code, rotated, _ = await _cli(database_url, "keys", "rotate", key_id)
+    code, rotated, _ = await factories.run_cli(database_url, "keys", "rotate", key_id)
     assert code == 0 and rotated.strip() != secret.strip()
     for old_or_new, expected in ((secret, 401), (rotated, 200)):
         headers = {"Authorization": f"Bearer {old_or_new.strip()}"}
@@ -117,11 +98,11 @@ async def test_cli_lists_rotates_and_revokes_keys(
     new_id = await db.fetchval(
         "SELECT id::text FROM api_keys WHERE name = 'ops' AND revoked_at IS NULL"
     )
-    assert (await _cli(database_url, "keys", "revoke", new_id))[0] == 0
+    assert (await factories.run_cli(database_url, "keys", "revoke", new_id))[0] == 0
     assert await db.fetchval("SELECT count(*) FROM api_keys WHERE revoked_at IS NULL") == 0
-    code, _, err = await _cli(database_url, "keys", "revoke", "nope")
+    code, _, err = await factories.run_cli(database_url, "keys", "revoke", "nope")
     assert code == 2 and "not a key id" in err
-    code, log, _ = await _cli(database_url, "audit")
+    code, log, _ = await factories.run_cli(database_url, "audit")
     assert code == 0
     assert [line.split()[2:4] for line in log.splitlines()] == [
         ["cli", "keys"],
