@@ -16,7 +16,7 @@ from arq.connections import ArqRedis, RedisSettings
 from notifier import audit, keys
 from notifier.chains import QUEUE_NAME
 from notifier.db import create_pool, translate
-from notifier.errors import NotifierError
+from notifier.errors import NotifierError, TooManyRequests
 from notifier.receipts import ReceiptWriter
 from notifier.settings import Settings
 
@@ -78,7 +78,10 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
     try:
         return await handler(request)
     except NotifierError as exc:
-        return problem(exc.status, exc.title, exc.detail, slug=exc.type_slug, errors=exc.errors)
+        response = problem(exc.status, exc.title, exc.detail, slug=exc.type_slug, errors=exc.errors)
+        if isinstance(exc, TooManyRequests):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -81,6 +81,18 @@ class UnsupportedMediaType(NotifierError):
     type_slug = "unsupported-media-type"
 
 
+class TooManyRequests(NotifierError):
+    """Too many requests from this client; try again after the time in Retry-After."""
+
+    status = 429
+    title = "Too many requests"
+    type_slug = "too-many-requests"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
 class ValidationFailed(NotifierError):
     """The request body is well-formed but its values are invalid."""
 

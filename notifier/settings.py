@@ -57,6 +57,8 @@ class Settings:
     reconcile_seconds: int = 5
     worker_max_jobs: int = 8
 
+    verify_per_minute: int = 30
+
     data_dir: Path = Path(".notifier")
     log_level: str = "INFO"
 

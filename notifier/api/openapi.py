@@ -429,6 +429,7 @@ def _document() -> J:
                     {
                         "200": {"description": "Genuine", "content": _json(_ref("Verification"))},
                         "404": _problem("Not a code this service issued"),
+                        "429": _problem("Too many checks from this client; see Retry-After"),
                     },
                     params=[
                         {

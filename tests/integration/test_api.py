@@ -203,3 +203,18 @@ async def test_the_same_upload_with_the_same_key_is_not_imported_twice(
         "/v1/campaigns", json=factories.campaign(), headers={"Idempotency-Key": "k" * 300}
     ) as bad:
         assert bad.status == 400
+
+
+async def test_verification_is_throttled_per_client(stack: LocalStack) -> None:
+    limit = stack.settings.verify_per_minute
+    statuses: list[int] = []
+    retry_after = None
+    async with aiohttp.ClientSession(stack.api_url) as public:
+        # Two windows at most, in case the minute turns during the loop.
+        while 429 not in statuses and len(statuses) < 2 * limit + 2:
+            async with public.get("/v1/verify/0123456789ABCDEF") as resp:
+                statuses.append(resp.status)
+                retry_after = resp.headers.get("Retry-After")
+    assert statuses[-1] == 429
+    assert statuses.count(404) >= limit  # every check within the limit was answered
+    assert retry_after is not None and 0 < int(retry_after) <= 60
