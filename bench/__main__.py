@@ -79,35 +79,43 @@ async def _generate(
 
 
 async def _dispatch_all(
-    h: Harness, big: AccountsFile, small: AccountsFile | None, both_id: str | None
-) -> dict[str, Any]:
-    """Email and SMS alone at the small size and at N, then both channels at N."""
-    runs: dict[str, Any] = {}
+    h: Harness,
+    big: AccountsFile,
+    small: AccountsFile | None,
+    both_id: str | None,
+    runs: dict[str, Any],
+) -> None:
+    """Email and SMS alone at the small size and at N, then both channels at N; each run is
+    added to `runs` as soon as it is measured."""
     sizes = [("small", small), ("n", big)] if small is not None else [("n", big)]
     for size, accounts in sizes:
         assert accounts is not None
         for channel in ("email", "sms"):
             label = f"{channel} {accounts.rows:,}"
             campaign_id, upload = await dispatch.prepare(h, accounts, (channel,), label)
-            runs[f"{channel}_{size}"] = await dispatch.run(
-                h, label, campaign_id, (channel,), accounts
-            )
-            runs[f"{channel}_{size}"]["untimed_upload"] = upload
+            run = await dispatch.run(h, label, campaign_id, (channel,), accounts)
+            runs[f"{channel}_{size}"] = {**run, "untimed_upload": upload}
     label = f"email+sms {big.rows:,}"
     if both_id is None:
         both_id, _ = await dispatch.prepare(h, big, BOTH, label)
     runs["both_n"] = await dispatch.run(h, label, both_id, BOTH, big)
-    return runs
 
 
 async def _measure(
-    args: argparse.Namespace, backends: Backends, services: Services, workdir: Path
-) -> dict[str, Any]:
+    args: argparse.Namespace,
+    backends: Backends,
+    services: Services,
+    workdir: Path,
+    results: dict[str, Any],
+) -> None:
+    """Run the steps, filling `results` as each one completes (so an interrupted run still
+    leaves what it measured)."""
     await services.command("migrate")
     secret = (
         await services.command("keys", "create", "--name", "bench", "--expires-in-days", "1")
     ).strip()
     big, small = await _generate(workdir, args)
+    results["generated"] = {"n": big.as_json(), "small": small.as_json() if small else None}
     print(
         f"starting the sandbox, the API and {0 if args.skip_dispatch else args.workers} worker(s)…",
         flush=True,
@@ -123,7 +131,6 @@ async def _measure(
     )
     sampler = Sampler(probe)
     sampler.start()
-    results: dict[str, Any] = {"date": datetime.now(UTC).isoformat(timespec="seconds")}
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=1800)
     try:
         async with (
@@ -133,23 +140,49 @@ async def _measure(
             aiohttp.ClientSession(services.sandbox_url, timeout=timeout) as sandbox,
         ):
             h = Harness(services, backends, probe, sampler, api, sandbox)
+            results["phases"], results["checks"] = h.phases, h.checks
             await asyncio.sleep(1.0)  # a first sample: the baseline
             both_id = None
             if not args.skip_import:
                 results["import"], both_id = await timed_import(h, big)
             if not args.skip_dispatch:
-                results["dispatch"] = await _dispatch_all(h, big, small, both_id)
+                await _dispatch_all(h, big, small, both_id, results.setdefault("dispatch", {}))
     finally:
         await sampler.stop()
         await redis.aclose()
-    results["phases"] = h.phases
-    results["checks"] = h.checks
-    results["series"] = sampler.samples
-    results["redis_baseline_mb"] = (
-        sampler.samples[0]["redis_used_memory_mb"] if sampler.samples else 0.0
-    )
-    results["generated"] = {"n": big.as_json(), "small": small.as_json() if small else None}
-    return results
+        results["series"] = sampler.samples
+        results["redis_baseline_mb"] = (
+            sampler.samples[0]["redis_used_memory_mb"] if sampler.samples else 0.0
+        )
+
+
+def _config(
+    args: argparse.Namespace, settings: Settings, services: Services, backends: Backends
+) -> dict[str, Any]:
+    s = services.settings
+    return {
+        "recipients": args.recipients,
+        "small": args.small,
+        "workers": args.workers,
+        "rate_per_channel": args.rate,
+        "postgres": "configured" if settings.database_url else "embedded",
+        "database": backends.database_name,
+        "redis": "configured" if settings.redis_url else "embedded",
+        "batch_size": s.batch_size,
+        "chains_per_channel": s.chains_per_channel,
+        "worker_max_jobs": s.worker_max_jobs,
+        "smtp_pool_size": s.smtp_pool_size,
+        "twilio_concurrency": s.twilio_concurrency,
+    }
+
+
+def _keep_partial(out: Path, results: dict[str, Any], why: str) -> None:
+    """What an interrupted or failed run measured, apart from complete results."""
+    if not results.get("import") and not results.get("dispatch"):
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    report.write_json(out / "partial.json", {**results, "incomplete": why})
+    print(f"what was measured is in {out / 'partial.json'}", file=sys.stderr)
 
 
 async def bench(args: argparse.Namespace, workdir: Path) -> int:
@@ -162,40 +195,34 @@ async def bench(args: argparse.Namespace, workdir: Path) -> int:
     services = Services(settings, workdir)
     started = time.monotonic()
     # The code measured is the code as the services start: others may commit meanwhile.
-    measured = await asyncio.to_thread(report.project)
+    results: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "project": await asyncio.to_thread(report.project),
+        "machine": report.machine(),
+    }
     try:
         await backends.open()
         services.configure(backends.database_url, backends.redis_url, args.rate)
+        results["config"] = _config(args, settings, services, backends)
         print(
             f"postgres: {'configured' if settings.database_url else 'embedded'} "
             f"(database {backends.database_name}); redis: "
             f"{'configured' if settings.redis_url else 'embedded'}",
             flush=True,
         )
-        results = await _measure(args, backends, services, workdir)
-        s = services.settings
-        results["config"] = {
-            "recipients": args.recipients,
-            "small": args.small,
-            "workers": args.workers,
-            "rate_per_channel": args.rate,
-            "postgres": "configured" if settings.database_url else "embedded",
-            "database": backends.database_name,
-            "redis": "configured" if settings.redis_url else "embedded",
-            "batch_size": s.batch_size,
-            "chains_per_channel": s.chains_per_channel,
-            "worker_max_jobs": s.worker_max_jobs,
-            "smtp_pool_size": s.smtp_pool_size,
-            "twilio_concurrency": s.twilio_concurrency,
-        }
-        results["machine"] = {**report.machine(), **await backends.versions()}
-        results["project"] = measured
+        results["machine"].update(await backends.versions())
+        await _measure(args, backends, services, workdir, results)
+        results["config"] = _config(args, settings, services, backends)
         results["wall_seconds"] = round(time.monotonic() - started, 1)
+    except asyncio.CancelledError:
+        _keep_partial(args.out, results, "interrupted")
+        raise
     except (BenchError, RuntimeError, OSError, aiohttp.ClientError, asyncpg.PostgresError) as exc:
         print(f"\nbench failed: {exc}", file=sys.stderr)
         for child in services.children():
             if tail := child.log_tail(10):
                 print(f"--- {child.name} log:\n{tail}", file=sys.stderr)
+        _keep_partial(args.out, results, f"failed: {exc}")
         return 1
     finally:
         with contextlib.suppress(Exception):
