@@ -88,20 +88,24 @@ class ReceiptWriter:
         first: dict[tuple[uuid.UUID, int], Receipt] = {}
         for receipt, _ in batch:
             first.setdefault((receipt.campaign_id, receipt.delivery_id), receipt)
-        rows = list(first.values())
+        by_campaign: dict[uuid.UUID, list[Receipt]] = {}
+        for receipt in first.values():
+            by_campaign.setdefault(receipt.campaign_id, []).append(receipt)
         try:
             async with self._pool.acquire() as conn:
-                await conn.fetchval(
-                    queries["apply_receipts"],
-                    [r.campaign_id for r in rows],
-                    [r.delivery_id for r in rows],
-                    [str(r.status) for r in rows],
-                    [r.provider_message_id for r in rows],
-                    [r.error for r in rows],
-                    random.randrange(16),
-                )
+                # One statement per campaign, so that each reads only its own partition.
+                for campaign_id, rows in by_campaign.items():
+                    await conn.fetchval(
+                        queries["apply_receipts"],
+                        campaign_id,
+                        [r.delivery_id for r in rows],
+                        [str(r.status) for r in rows],
+                        [r.provider_message_id for r in rows],
+                        [r.error for r in rows],
+                        random.randrange(16),
+                    )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            log.warning("receipts not stored; the provider will retry", extra={"n": len(rows)})
+            log.warning("receipts not stored; the provider will retry", extra={"n": len(batch)})
             for _, done in batch:
                 if not done.done():
                     done.set_exception(exc)

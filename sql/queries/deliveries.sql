@@ -211,20 +211,23 @@ SELECT
             WHERE campaign_id = $1 AND channel = $2 AND status = 'sending') AS in_flight
 
 -- apply_receipts --
--- Providers' final receipts in bulk: each moves its delivery forward from pending, sending or
--- sent only, so a terminal status is never overwritten and replays change nothing. A
--- receipt naming another message than the one recorded for the delivery is ignored.
+-- Providers' final receipts for one campaign ($1, so only its partition is read), in bulk:
+-- each moves its delivery forward from pending, sending or sent only, so a terminal status
+-- is never overwritten and replays change nothing. A receipt naming another message than
+-- the one recorded for the delivery is ignored.
 WITH r AS (
-    SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[])
-        AS r(campaign_id, id, status, provider_message_id, error)
+    SELECT $1::uuid AS campaign_id, r.*
+    FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[])
+        AS r(id, status, provider_message_id, error)
 ), cur AS (
     SELECT d.campaign_id, d.id, d.channel, d.status AS was, r.status AS becomes,
            r.provider_message_id, r.error
     FROM deliveries d
-    JOIN r ON d.campaign_id = r.campaign_id AND d.id = r.id
-    WHERE d.status IN ('pending', 'sending', 'sent')
+    JOIN r ON d.id = r.id
+    WHERE d.campaign_id = $1
+      AND d.status IN ('pending', 'sending', 'sent')
       AND (d.provider_message_id IS NULL OR d.provider_message_id = r.provider_message_id)
-    ORDER BY d.campaign_id, d.id
+    ORDER BY d.id
     FOR UPDATE OF d
 ), moved AS (
     UPDATE deliveries d SET
@@ -237,7 +240,7 @@ WITH r AS (
         next_attempt_at = NULL,
         updated_at = now()
     FROM cur
-    WHERE d.campaign_id = cur.campaign_id AND d.id = cur.id
+    WHERE d.campaign_id = $1 AND d.id = cur.id
     RETURNING d.campaign_id, d.id, d.channel, cur.was, cur.becomes, cur.provider_message_id,
               cur.error
 ), counted AS (
