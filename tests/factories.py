@@ -116,3 +116,16 @@ async def run_cli(database_url: str, *args: str) -> tuple[int, str, str]:
     )
     out, err = await proc.communicate()
     return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def draft_with_recipients(api: aiohttp.ClientSession, n: int, **changes: Any) -> str:
+    """A draft campaign holding n generated recipients; returns its id."""
+    cid: str = (await create_campaign(api, **changes))["id"]
+    status, result = await upload(api, cid, recipients_csv(n))
+    assert status == 200 and result["accepted"] == n, result
+    return cid
+
+
+async def launch(api: aiohttp.ClientSession, cid: str) -> None:
+    async with api.post(f"/v1/campaigns/{cid}/launch") as resp:
+        assert resp.status == 202, await resp.text()

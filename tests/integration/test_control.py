@@ -22,11 +22,9 @@ def settings(settings: Settings) -> Settings:
 
 
 async def _launch(stack: LocalStack, api: aiohttp.ClientSession, n: int) -> str:
-    cid = (await factories.create_campaign(api))["id"]
-    await factories.upload(api, cid, factories.recipients_csv(n))
+    cid = await factories.draft_with_recipients(api, n)
     await stack.start_inline_worker()
-    async with api.post(f"/v1/campaigns/{cid}/launch") as resp:
-        assert resp.status == 202
+    await factories.launch(api, cid)
     await factories.wait_for(api, cid, lambda c: c["counts"]["email"]["sent"] >= 50)
     return cid
 
@@ -79,11 +77,9 @@ async def test_sigterm_lets_a_worker_finish_its_batch_and_nothing_is_sent_twice(
     stack: LocalStack, api: aiohttp.ClientSession
 ) -> None:
     n = 600
-    cid = (await factories.create_campaign(api))["id"]
-    await factories.upload(api, cid, factories.recipients_csv(n))
+    cid = await factories.draft_with_recipients(api, n)
     first = await stack.start_worker_process()
-    async with api.post(f"/v1/campaigns/{cid}/launch") as resp:
-        assert resp.status == 202
+    await factories.launch(api, cid)
     await factories.wait_for(api, cid, lambda c: c["counts"]["email"]["sent"] >= 50)
     first.terminate()
     assert await asyncio.wait_for(first.wait(), 40) == 0

@@ -34,11 +34,9 @@ async def test_a_worker_killed_mid_batch_loses_nobody_and_flags_possible_duplica
     stack: LocalStack, api: aiohttp.ClientSession, db: asyncpg.Connection
 ) -> None:
     n = 600
-    cid = (await factories.create_campaign(api))["id"]
-    await factories.upload(api, cid, factories.recipients_csv(n))
+    cid = await factories.draft_with_recipients(api, n)
     victim = await stack.start_worker_process()
-    async with api.post(f"/v1/campaigns/{cid}/launch") as resp:
-        assert resp.status == 202
+    await factories.launch(api, cid)
     await factories.wait_for(api, cid, lambda c: c["counts"]["email"]["sent"] >= 100)
     victim.send_signal(signal.SIGKILL)
     await victim.wait()
@@ -64,11 +62,9 @@ async def test_redis_emptied_mid_campaign_is_rebuilt_from_postgres(
     stack: LocalStack, api: aiohttp.ClientSession, settings: Settings
 ) -> None:
     n = 600
-    cid = (await factories.create_campaign(api))["id"]
-    await factories.upload(api, cid, factories.recipients_csv(n))
+    cid = await factories.draft_with_recipients(api, n)
     await stack.start_inline_worker()
-    async with api.post(f"/v1/campaigns/{cid}/launch") as resp:
-        assert resp.status == 202
+    await factories.launch(api, cid)
     await factories.wait_for(api, cid, lambda c: c["counts"]["email"]["sent"] >= 100)
     redis = aioredis.from_url(settings.redis_url or "")
     await redis.flushdb()

@@ -32,12 +32,10 @@ async def test_rate_holds_across_two_worker_processes(
     stack: LocalStack, api: aiohttp.ClientSession
 ) -> None:
     n = 240
-    cid = (await factories.create_campaign(api))["id"]
-    await factories.upload(api, cid, factories.recipients_csv(n))
+    cid = await factories.draft_with_recipients(api, n)
     await stack.start_worker_process()
     await stack.start_worker_process()
-    async with api.post(f"/v1/campaigns/{cid}/launch") as resp:
-        assert resp.status == 202
+    await factories.launch(api, cid)
     await factories.wait_for(api, cid, factories.settled, within=120)
 
     assert stack.sandbox is not None
