@@ -1,7 +1,10 @@
-"""Recipient uploads: stream, validate, COPY into staging, merge into the campaign, in chunks.
+"""Recipient uploads: stream, validate and COPY into the campaign, in chunks.
 
-Parsing (this process) and merging (Postgres) overlap: while Postgres merges one chunk the
-next is being parsed. The whole upload is one transaction, so a failure or a dropped
+Each chunk is copied straight into the campaign's partition, its repeated ids left out; if
+an id is already stored (a second upload of the same accounts), that chunk is staged and
+merged instead, so the first occurrence wins and every repeat is reported by line. Parsing
+(this process) and copying (Postgres) overlap: while Postgres takes one chunk the next is
+being parsed. The whole upload is one transaction, so a failure or a dropped
 connection imports nothing, and memory holds at most a few chunks whatever the size.
 """
 
@@ -14,6 +17,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
+
 from notifier.campaigns import Campaign, channels_of
 from notifier.db import Conn, one, queries
 from notifier.errors import Conflict, NotFound
@@ -25,6 +30,7 @@ log = logging.getLogger(__name__)
 MAX_REPORTED_ERRORS = 1000
 CHUNK_ROWS = 20_000
 STAGING_COLUMNS = ("line", "external_id", "email", "phone", "locale", "vars")
+PARTITION_COLUMNS = ("campaign_id", "id", "external_id", "email", "phone", "locale", "vars")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -68,13 +74,78 @@ async def _chunked(
         await out.put(exc)
 
 
+@dataclass(slots=True)
+class _Tally:
+    """What the chunks of one upload added up to."""
+
+    inserted: int = 0
+    duplicates: int = 0
+    duplicate_lines: list[int] = field(default_factory=list)
+
+    def duplicate(self, line: int) -> None:
+        self.duplicates += 1
+        if len(self.duplicate_lines) < MAX_REPORTED_ERRORS:
+            self.duplicate_lines.append(line)
+
+
+async def _copy_chunk(conn: Conn, campaign: Campaign, rows: list[Row], tally: _Tally) -> bool:
+    """The fast path: COPY the chunk straight into the campaign's partition. Repeats within
+    the chunk are left out here; an id the campaign already holds makes the COPY fail, and
+    then nothing of the chunk is kept (False: merge it instead)."""
+    seen: set[str] = set()
+    fresh = []
+    repeats = []
+    for row in rows:
+        if row[1] in seen:
+            repeats.append(row[0])
+        else:
+            seen.add(row[1])
+            fresh.append(row)
+    ids = one(await conn.fetchrow(queries["reserve_recipient_ids"], len(fresh)))["ids"]
+    cid = campaign.id
+    records = [
+        (cid, rid, row[1], row[2], row[3], row[4], row[5])
+        for rid, row in zip(ids, fresh, strict=True)
+    ]
+    try:
+        async with conn.transaction():  # a savepoint: a failed COPY leaves nothing behind
+            await conn.copy_records_to_table(
+                f"recipients_{cid.hex}", records=records, columns=PARTITION_COLUMNS
+            )
+    except asyncpg.UniqueViolationError:
+        return False
+    tally.inserted += len(records)
+    for line in repeats:
+        tally.duplicate(line)
+    return True
+
+
+async def _merge_chunk(conn: Conn, campaign: Campaign, rows: list[Row], tally: _Tally) -> None:
+    """The careful path, for a chunk holding ids already stored: stage it, then insert
+    what is new in file order; the rest are duplicates, found by line."""
+    await conn.copy_records_to_table("import_staging", records=rows, columns=STAGING_COLUMNS)
+    merged = one(await conn.fetchrow(queries["merge_import"], campaign.id))
+    tally.inserted += merged["inserted"]
+    left_out = merged["staged"] - merged["inserted"]
+    room = MAX_REPORTED_ERRORS - len(tally.duplicate_lines)
+    tally.duplicates += left_out
+    if left_out and room > 0:
+        tally.duplicate_lines += [
+            r["line"]
+            for r in await conn.fetch(
+                queries["duplicate_lines"], campaign.id, merged["first_id"], room
+            )
+        ]
+    await conn.execute("TRUNCATE import_staging")
+
+
 async def import_upload(
     conn: Conn, campaign: Campaign, chunks: AsyncIterator[bytes], fmt: str
 ) -> ImportResult:
     """Import one upload atomically: a failure or a dropped connection imports nothing."""
     upload = RecipientImport(chunks, fmt, rules_for(campaign))
-    inserted = duplicates = 0
-    duplicate_lines: list[int] = []
+    tally = _Tally()
+    staging = False
     async with conn.transaction():
         # A share lock: concurrent uploads proceed, a launch waits for them to finish.
         state = await conn.fetchval(
@@ -84,35 +155,25 @@ async def import_upload(
             raise NotFound(f"no campaign {campaign.id}")
         if state != CampaignState.DRAFT:
             raise Conflict(f"recipients can only be added to a draft campaign, not {state}")
-        await conn.execute(queries["create_import_staging"])
-        await conn.execute("SET LOCAL work_mem = '64MB'")  # each chunk sorts in memory
         parsed: asyncio.Queue[list[Row] | BaseException | None] = asyncio.Queue(maxsize=1)
         parser = asyncio.create_task(_chunked(upload, parsed))
         try:
             while (rows := await parsed.get()) is not None:
                 if isinstance(rows, BaseException):
                     raise rows
-                await conn.copy_records_to_table(
-                    "import_staging", records=rows, columns=STAGING_COLUMNS
-                )
-                merged = one(await conn.fetchrow(queries["merge_import"], campaign.id))
-                inserted += merged["inserted"]
-                left_out = merged["staged"] - merged["inserted"]
-                duplicates += left_out
-                room = MAX_REPORTED_ERRORS - len(duplicate_lines)
-                if left_out and room > 0:
-                    duplicate_lines += [
-                        r["line"]
-                        for r in await conn.fetch(
-                            queries["duplicate_lines"], campaign.id, merged["first_id"], room
-                        )
-                    ]
-                await conn.execute("TRUNCATE import_staging")
+                if await _copy_chunk(conn, campaign, rows, tally):
+                    continue
+                if not staging:
+                    await conn.execute(queries["create_import_staging"])
+                    await conn.execute("SET LOCAL work_mem = '64MB'")  # sorts in memory
+                    staging = True
+                await _merge_chunk(conn, campaign, rows, tally)
         finally:
             parser.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await parser
-        await conn.execute(queries["add_recipient_count"], campaign.id, inserted)
+        await conn.execute(queries["add_recipient_count"], campaign.id, tally.inserted)
+    inserted, duplicates, duplicate_lines = tally.inserted, tally.duplicates, tally.duplicate_lines
     errors = list(upload.errors)
     errors.extend(
         {"line": line, "message": "external_id: duplicate of an earlier row"}

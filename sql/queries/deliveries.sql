@@ -302,3 +302,7 @@ FROM deliveries d JOIN campaigns c ON c.id = d.campaign_id
 WHERE d.verification_code = $1
   AND (d.sent_at IS NOT NULL OR d.status IN ('sending', 'sent', 'delivered'))
 LIMIT 1
+
+-- reserve_recipient_ids --
+-- Ids for $1 new recipients, increasing, for an upload's chunk to COPY with its rows.
+SELECT array_agg(nextval('recipients_id_seq') ORDER BY n) AS ids FROM generate_series(1, $1) AS n

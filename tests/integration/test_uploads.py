@@ -107,7 +107,10 @@ async def test_duplicates_across_chunks_and_uploads_are_reported_by_line(
     lines = ["external_id,email,name"]
     lines += [f"d-{i},d{i}@example.com,N" for i in range(10)]  # lines 2-11
     lines += ["d-2,x@example.com,N", "acct-101,y@example.com,N", "d-9,z@example.com,N"]
+    lines += [f"f-{i},f{i}@example.com,N" for i in range(3)]  # lines 15-17
+    # A chunk of its own (lines 18-21) whose only repeat is inside it.
+    lines += [f"e-{i},e{i}@example.com,N" for i in (1, 2, 1, 3)]
     _, result = await factories.upload(api, cid, ("\n".join(lines) + "\n").encode())
-    assert (result["accepted"], result["duplicates"]) == (10, 3)
-    assert [e["line"] for e in result["errors"]] == [12, 13, 14]
-    assert (await factories.get_campaign(api, cid))["recipients"] == 13
+    assert (result["accepted"], result["duplicates"]) == (16, 4)
+    assert [e["line"] for e in result["errors"]] == [12, 13, 14, 20]
+    assert (await factories.get_campaign(api, cid))["recipients"] == 19
