@@ -200,6 +200,25 @@ def _number_plans(country_code: int) -> tuple[tuple[str, _Plan | None], ...]:
     return tuple((region, _region_plan(region.upper())) for region in regions)
 
 
+@functools.cache
+def _compact_plan(country_code: int) -> tuple[re.Pattern[str] | None, re.Pattern[str]] | None:
+    """For a calling code of one region: its national prefix pattern, and the national
+    numbers valid for their length as one expression. None where that shortcut does not
+    apply (a code shared by several regions)."""
+    plans = _number_plans(country_code)
+    if len(plans) != 1:
+        return None
+    region, plan = plans[0]
+    if plan is None or not plan.lengths or (region != "001" and plan.country_code != country_code):
+        return None
+    sizes = [
+        f"(?=\\d{{{size}}}\\Z)(?:{pattern.pattern})"
+        for size, pattern in enumerate(plan.valid_by_size)
+        if pattern is not None and size >= 2
+    ]
+    return plan.prefix, re.compile("|".join(sizes) or "(?!)")
+
+
 def _is_valid_number(country_code: int, nsn: str) -> bool:
     """phonenumbers.is_valid_number for a parsed number."""
     plans = _number_plans(country_code)
@@ -259,6 +278,26 @@ class PhoneNormalizer:
         # these digits (no extension, RFC 3966 part or letters can be present).
         if len(value) > 64 or value[0] not in _PHONE_START:
             return _UNDECIDED
+        # Written as E.164 already, the common case: with no national prefix to strip, one
+        # match decides.
+        if (
+            value[0] == "+"
+            and value.isascii()
+            and (digits := value[1:]).isdigit()
+            and len(digits) >= 3
+            and digits[0] != "0"
+        ):
+            for size in (1, 2, 3):
+                code = _CALLING_CODES.get(digits[:size])
+                if code is not None:
+                    compact, national = _compact_plan(code), digits[size:]
+                    if (
+                        compact is not None
+                        and len(national) >= 2
+                        and (compact[0] is None or compact[0].match(national) is None)
+                    ):
+                        return value if compact[1].fullmatch(national) else None
+                    break
         digits = value.replace("-", "").replace(" ", "")
         if value[0] == "+":
             digits = digits[1:]
