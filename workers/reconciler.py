@@ -2,13 +2,16 @@
 
 It reclaims leases of dead workers, restarts lost dispatch chains (Redis flushed or
 restarted empty), sweeps pending rows left in cancelled campaigns, completes campaigns with
-nothing left, and samples progress for the send rate shown by the API.
+nothing left, fetches the status of SMS whose receipt never came, and samples progress for
+the send rate shown by the API.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
+import uuid
 from typing import Any
 
 from notifier import campaigns as campaign_service
@@ -16,18 +19,21 @@ from notifier import chains
 from notifier.campaigns import Campaign
 from notifier.db import queries
 from notifier.models import CampaignState
+from notifier.receipts import TWILIO_FINAL
 
 log = logging.getLogger(__name__)
 
 # How much a new sample moves the rate: smooths bursts without hiding a stall for long.
 RATE_SMOOTHING = 0.5
+# Status fetches per pass, at most: a backlog drains over a few passes, never in one burst.
+RECEIPT_CHECKS_PER_PASS = 200
 
 
 async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
     """One pass over every campaign still in play."""
     deps = ctx["deps"]
     settings = deps.settings
-    summary = {"reclaimed": 0, "chains_started": 0, "completed": 0}
+    summary = {"reclaimed": 0, "chains_started": 0, "completed": 0, "receipts_fetched": 0}
     async with deps.pool.acquire() as conn:
         await conn.execute(queries["expire_idempotency_keys"])
         for row in await conn.fetch(queries["active_campaigns"]):
@@ -52,9 +58,58 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
                 campaign_service.channels_of(campaign),
                 settings.chains_per_channel,
             )
+    summary["receipts_fetched"] = await recover_receipts(deps)
     if any(summary.values()):
         log.info("reconciled", extra=summary)
     return summary
+
+
+async def recover_receipts(deps: Any) -> int:
+    """Ask Twilio about SMS left without a final receipt past the grace period; store the
+    final ones as receipts (a terminal status is never overwritten), note the rest as
+    checked. Returns how many final statuses were stored."""
+    fetch = getattr(deps.providers.get("sms"), "fetch_status", None)
+    if fetch is None:
+        return 0
+    async with deps.pool.acquire() as conn:
+        rows = await conn.fetch(
+            queries["awaiting_receipts"],
+            float(deps.settings.receipt_grace_seconds),
+            RECEIPT_CHECKS_PER_PASS,
+        )
+    if not rows:
+        return 0
+    answers = await asyncio.gather(*(fetch(r["provider_message_id"]) for r in rows))
+    final: dict[uuid.UUID, list[tuple[int, str, str, str | None]]] = {}
+    unsettled: dict[uuid.UUID, list[int]] = {}
+    for row, answer in zip(rows, answers, strict=True):
+        status = TWILIO_FINAL.get(answer[0]) if answer is not None else None
+        if status is None or answer is None:
+            unsettled.setdefault(row["campaign_id"], []).append(row["id"])
+            continue
+        error = f"twilio {answer[1]}" if answer[1] else None
+        final.setdefault(row["campaign_id"], []).append(
+            (row["id"], str(status), row["provider_message_id"], error)
+        )
+    stored = 0
+    async with deps.pool.acquire() as conn:
+        for campaign_id, items in final.items():
+            ids, statuses, sids, errors = (list(column) for column in zip(*items, strict=True))
+            await conn.fetchval(
+                queries["apply_receipts"],
+                campaign_id,
+                ids,
+                statuses,
+                sids,
+                errors,
+                random.randrange(16),
+            )
+            stored += len(items)
+        for campaign_id, ids in unsettled.items():
+            await conn.execute(queries["mark_receipts_checked"], campaign_id, ids)
+    if stored:
+        log.info("receipts fetched from the provider", extra={"n": stored})
+    return stored
 
 
 async def _sample_rate(

@@ -19,6 +19,10 @@ class Outcome(StrEnum):
 
     SENT = "sent"
     TRANSIENT = "transient"
+    UNCERTAIN = "uncertain"
+    """No answer after the message was handed over (a timeout or a dropped connection): the
+    provider may have taken it. Retried like a transient failure, and flagged as a possible
+    duplicate, since the retry may be the second copy."""
     PERMANENT = "permanent"
     THROTTLED = "throttled"
     RELEASED = "released"

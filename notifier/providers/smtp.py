@@ -9,8 +9,10 @@ import socket
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import aiosmtplib
+from aiosmtplib.typing import Default
 
 from notifier.providers import Outcome, OutgoingEmail, SendResult, fan_out, scrub
 from notifier.settings import Settings
@@ -87,11 +89,28 @@ def message_id(data: bytes) -> str | None:
     return text or None
 
 
+class _Client(aiosmtplib.SMTP):
+    """aiosmtplib's client, noting when the current message's DATA began: a connection lost
+    after that may have delivered it."""
+
+    handed_over = False
+
+    async def data(
+        self,
+        message: str | bytes,
+        /,
+        *,
+        timeout: float | Literal[Default.token] | None = Default.token,  # noqa: ASYNC109 - the library's signature
+    ) -> aiosmtplib.SMTPResponse:
+        self.handed_over = True
+        return await super().data(message, timeout=timeout)
+
+
 @dataclass(slots=True)
 class _Slot:
     """One pooled connection; mutable because it is reconnected in place when broken."""
 
-    client: aiosmtplib.SMTP | None = None
+    client: _Client | None = None
 
 
 class SmtpProvider:
@@ -140,6 +159,7 @@ class SmtpProvider:
                 return self._failed(message, exc)
             slot.client = client
         options = () if message.to.isascii() else ("SMTPUTF8",)
+        client.handed_over = False
         try:
             await client.sendmail(
                 self._settings.email_from, [message.to], message.data, mail_options=options
@@ -155,7 +175,7 @@ class SmtpProvider:
             return _result(message, Outcome.PERMANENT, "smtp server lacks SMTPUTF8")
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             self._discard(slot)
-            return self._failed(message, exc)
+            return self._failed(message, exc, uncertain=client.handed_over)
         except ValueError:
             # aiosmtplib refuses addresses that could inject commands; the address is bad.
             return _result(message, Outcome.PERMANENT, "smtp invalid recipient address")
@@ -165,9 +185,9 @@ class SmtpProvider:
             provider_message_id=message_id(message.data),
         )
 
-    async def _connect(self) -> aiosmtplib.SMTP:
+    async def _connect(self) -> _Client:
         settings = self._settings
-        client = aiosmtplib.SMTP(
+        client = _Client(
             hostname=settings.smtp_host,
             port=settings.smtp_port,
             username=settings.smtp_username,
@@ -191,8 +211,11 @@ class SmtpProvider:
         if client is not None:
             client.close()
 
-    def _failed(self, message: OutgoingEmail, exc: BaseException) -> SendResult:
-        """A failure without a usable recipient verdict: the connection, not the address."""
+    def _failed(
+        self, message: OutgoingEmail, exc: BaseException, *, uncertain: bool = False
+    ) -> SendResult:
+        """A failure without a usable recipient verdict: the connection, not the address.
+        `uncertain`: it happened after the message was handed over."""
         if isinstance(exc, aiosmtplib.SMTPResponseException):
             return _refused(message, exc.code, exc.message)
         kind = "timeout" if isinstance(exc, TimeoutError) else "connection failed"
@@ -201,7 +224,10 @@ class SmtpProvider:
         log.debug(
             "smtp %s", kind, extra={"delivery_id": message.delivery_id, "error": type(exc).__name__}
         )
-        return _result(message, SMTP_OUTCOMES[None], f"smtp {kind} ({type(exc).__name__})")
+        if uncertain:
+            kind += " after the message was sent"
+        outcome = Outcome.UNCERTAIN if uncertain else SMTP_OUTCOMES[None]
+        return _result(message, outcome, f"smtp {kind} ({type(exc).__name__})")
 
 
 def _refused(message: OutgoingEmail, code: int, text: str) -> SendResult:

@@ -196,6 +196,27 @@ class TwilioProvider:
         """Close the HTTP session."""
         await self._http.close()
 
+    async def fetch_status(self, sid: str) -> tuple[str, int | None] | None:
+        """A message's current status and error code, as Twilio reports it; None when Twilio
+        could not be asked or does not know the message."""
+        try:
+            async with self._in_flight:
+                found = await self._messages(sid).fetch_async()
+        except (
+            TwilioRestException,
+            TwilioServiceException,
+            aiohttp.ClientError,
+            OSError,
+            TimeoutError,
+            ValueError,
+        ):
+            return None
+        status = getattr(found, "status", None)
+        code = getattr(found, "error_code", None)
+        if not isinstance(status, str):
+            return None
+        return status, code if isinstance(code, int) else None
+
     async def _send_one(self, message: OutgoingSms) -> SendResult:
         _retry_after.set(None)
         fields = dict(self._sender, to=message.to, body=message.body)
@@ -209,6 +230,9 @@ class TwilioProvider:
         except TwilioServiceException as exc:
             return _refused(message, exc.status, exc.code, str(exc.title))
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            # Refused before the request went out: certainly not sent. Anything after that
+            # (a timeout, a dropped connection) leaves the message possibly created.
+            sure = isinstance(exc, aiohttp.ClientConnectorError)
             kind = "timeout" if isinstance(exc, TimeoutError) else "connection failed"
             # Debug, not warning: this fires per message while the API is unreachable, and
             # the result already carries the reason to the caller.
@@ -219,15 +243,14 @@ class TwilioProvider:
             )
             return SendResult(
                 delivery_id=message.delivery_id,
-                outcome=classify(None),
+                outcome=Outcome.TRANSIENT if sure else Outcome.UNCERTAIN,
                 error=f"twilio {kind} ({type(exc).__name__})",
             )
         except ValueError:
-            # A success status with a body that is not JSON: the message may exist, so this
-            # is retried (and counted as a possible duplicate) rather than dropped.
+            # A success status with a body that is not JSON: the message may exist.
             return SendResult(
                 delivery_id=message.delivery_id,
-                outcome=Outcome.TRANSIENT,
+                outcome=Outcome.UNCERTAIN,
                 error="twilio unreadable response",
             )
         sid = getattr(created, "sid", None)

@@ -17,10 +17,16 @@ SMS (Twilio's magic test numbers, plus a few of ours):
     then an "undelivered" callback with ErrorCode 3000N; From +15005550001 → 21212,
     +15005550007 → 21606, +15005550008 → 21611.
 
-Runtime knobs (``POST /_sandbox/faults`` or ``Sandbox.faults``): ``sms_throttle_rate``
-(429/20429), ``sms_retry_after``, ``sms_error_rate`` (500/20500), ``sms_undelivered`` (a list
-of numbers → undelivered/30003), ``smtp_tempfail_rate`` (451 4.7.1 at RCPT),
-``smtp_disconnect_rate`` (connection dropped at MAIL), ``callback_delay``. Rates apply
+Runtime knobs (``POST /_sandbox/faults`` or ``Sandbox.faults``; each documented in
+``faults.py``). Email: ``smtp_tempfail_rate`` (451 4.7.1 at RCPT), ``smtp_disconnect_rate``
+(connection dropped at MAIL), ``smtp_stall_rate`` (MAIL never answered: nothing taken),
+``smtp_hang_rate`` (message taken, final reply never sent). SMS: ``sms_throttle_rate``
+(429/20429), ``sms_retry_after``, ``sms_error_rate`` (500/20500), ``sms_disconnect_rate``
+(connection dropped, nothing created), ``sms_hang_rate`` with ``hang_seconds`` (created,
+answered too late), ``sms_undelivered`` (numbers → undelivered/30003). Callbacks:
+``callback_delay``, ``sms_interim_callbacks``, ``callback_duplicate_rate``,
+``callback_reorder_rate`` (final status first), ``callback_loss_rate`` (never posted; the
+status can still be fetched with ``GET …/Messages/{sid}.json``). Rates apply
 deterministically: 0.25 refuses exactly every fourth request.
 """
 

@@ -10,7 +10,19 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-_RATES = ("sms_throttle_rate", "sms_error_rate", "smtp_tempfail_rate", "smtp_disconnect_rate")
+_RATES = (
+    "sms_throttle_rate",
+    "sms_error_rate",
+    "sms_disconnect_rate",
+    "sms_hang_rate",
+    "smtp_tempfail_rate",
+    "smtp_disconnect_rate",
+    "smtp_stall_rate",
+    "smtp_hang_rate",
+    "callback_duplicate_rate",
+    "callback_reorder_rate",
+    "callback_loss_rate",
+)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -23,16 +35,34 @@ class Faults:
     """Fraction of message creations answered 500 with Twilio code 20500."""
     sms_retry_after: float | None = None
     """Retry-After seconds sent with each 429 (Twilio itself usually sends none)."""
+    sms_disconnect_rate: float = 0.0
+    """Fraction of message creations whose connection is dropped unanswered; none is created."""
+    sms_hang_rate: float = 0.0
+    """Fraction of messages created whose answer only comes after `hang_seconds`, past the
+    client's timeout: the message exists, but the sender cannot know."""
     sms_undelivered: set[str] = field(default_factory=set)
     """Numbers whose status callback ends "undelivered" with ErrorCode 30003."""
     smtp_tempfail_rate: float = 0.0
     """Fraction of RCPT commands answered 451 4.7.1."""
     smtp_disconnect_rate: float = 0.0
     """Fraction of MAIL commands on which the server drops the connection without a reply."""
+    smtp_stall_rate: float = 0.0
+    """Fraction of MAIL commands never answered (the client times out; nothing was taken)."""
+    smtp_hang_rate: float = 0.0
+    """Fraction of messages taken whose final reply never comes: the message is in the inbox,
+    but the client times out not knowing."""
+    hang_seconds: float = 60.0
+    """How long a hung SMS answer is held back."""
     callback_delay: float = 0.05
     """Seconds between accepting an SMS and posting its first status callback."""
     sms_interim_callbacks: bool = True
     """Post "sent" before the final status, as Twilio does; off halves callback traffic."""
+    callback_duplicate_rate: float = 0.0
+    """Fraction of messages whose final callback is posted twice."""
+    callback_reorder_rate: float = 0.0
+    """Fraction of messages whose callbacks arrive final first, then the interim "sent"."""
+    callback_loss_rate: float = 0.0
+    """Fraction of messages whose callbacks are never posted (the receipt must be fetched)."""
     _credit: dict[str, float] = field(default_factory=dict, repr=False)
 
     def hit(self, knob: str) -> bool:
@@ -60,16 +90,12 @@ class Faults:
 
     def as_json(self) -> dict[str, object]:
         """The knobs as served by `GET /_sandbox/faults`."""
-        return {
-            "sms_throttle_rate": self.sms_throttle_rate,
-            "sms_error_rate": self.sms_error_rate,
-            "sms_retry_after": self.sms_retry_after,
-            "sms_undelivered": sorted(self.sms_undelivered),
-            "smtp_tempfail_rate": self.smtp_tempfail_rate,
-            "smtp_disconnect_rate": self.smtp_disconnect_rate,
-            "callback_delay": self.callback_delay,
-            "sms_interim_callbacks": self.sms_interim_callbacks,
-        }
+        out: dict[str, object] = {}
+        for f in dataclasses.fields(self):
+            if not f.name.startswith("_"):
+                value = getattr(self, f.name)
+                out[f.name] = sorted(value) if isinstance(value, set) else value
+        return out
 
     def reset(self) -> None:
         """Back to no faults, keeping the callback delay."""

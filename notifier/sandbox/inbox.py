@@ -65,6 +65,15 @@ class Inbox:
         if self.keep_bodies and len(log.body) < self.max_bodies:
             log.body.append(body)
 
+    def find(self, channel: Channel, ref: str) -> str | None:
+        """The `to` of the message with this reference (an SMS sid), or None; a linear
+        search, for the rare status fetch."""
+        log = self._logs[channel]
+        try:
+            return log.to[log.ref.index(ref)]
+        except ValueError:
+            return None
+
     def refuse(self, channel: Channel) -> None:
         """Count one message the sandbox refused (fault injection or bad input)."""
         self._logs[channel].refused += 1

@@ -120,8 +120,9 @@ class SmtpSession(asyncio.Protocol):
         self._auth_step: str | None = None
         self._tls_active = server.tls == "tls"
         self._closing = False
-        # What to do once the replies to this read are written: hang up, or upgrade to TLS.
-        self._then: Literal["close", "starttls"] | None = None
+        # What to do once the replies to this read are written: hang up, upgrade to TLS, or
+        # go silent for good (a fault: the client is left to time out).
+        self._then: Literal["close", "starttls", "silent"] | None = None
         self._upgrading = False
         self._upgrade_task: asyncio.Task[None] | None = None
         self._sender: str | None = None
@@ -143,7 +144,7 @@ class SmtpSession(asyncio.Protocol):
             self._transport.close()
 
     def data_received(self, data: bytes) -> None:
-        if self._closing:
+        if self._closing or self._then == "silent":
             return
         if self._upgrading:
             # Decrypted data can arrive before start_tls() returns the new transport.
@@ -238,6 +239,9 @@ class SmtpSession(asyncio.Protocol):
         for rcpt in recipients:
             inbox.add(Channel.EMAIL, rcpt, ref, body)
         self._server.queued += 1
+        if self._server.faults.hit("smtp_hang_rate"):
+            self._then = "silent"  # taken, but the client will never hear so
+            return b""
         return b"250 2.0.0 OK queued as %X\r\n" % self._server.queued
 
     def _command(self, line: bytes) -> bytes:
@@ -285,6 +289,9 @@ class SmtpSession(asyncio.Protocol):
             return b"501 5.5.4 Syntax: MAIL FROM:<address>\r\n"
         if self._server.faults.hit("smtp_disconnect_rate"):
             self._then = "close"
+            return b""
+        if self._server.faults.hit("smtp_stall_rate"):
+            self._then = "silent"
             return b""
         self._sender = _address(line[10:])
         return b"250 2.1.0 OK\r\n"

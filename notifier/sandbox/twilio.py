@@ -21,6 +21,7 @@ plus the runtime knobs ``sms_throttle_rate`` (429, code 20429, optional Retry-Af
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import email.utils
 import hmac
@@ -131,6 +132,9 @@ class TwilioApi:
     def add_routes(self, app: web.Application) -> None:
         """Register the API's routes on the sandbox's application."""
         app.router.add_post("/2010-04-01/Accounts/{account_sid}/Messages.json", self.create_message)
+        app.router.add_get(
+            "/2010-04-01/Accounts/{account_sid}/Messages/{sid}.json", self.fetch_message
+        )
 
     async def create_message(self, request: web.Request) -> web.Response:
         """Create a Message: validate, apply faults, record, schedule callbacks."""
@@ -148,11 +152,44 @@ class TwilioApi:
         if self._faults.hit("sms_error_rate"):
             self._inbox.refuse(Channel.SMS)
             return _error(500, 20500, "Internal Server Error")
+        if self._faults.hit("sms_disconnect_rate"):
+            self._inbox.refuse(Channel.SMS)
+            if request.transport is not None:
+                request.transport.abort()  # no answer at all; nothing was created
+            raise ConnectionResetError("sandbox fault: connection dropped")
         refusal = _validate(form)
         if refusal is not None:
             self._inbox.refuse(Channel.SMS)
             return _error(400, *refusal)
-        return self._accept(form)
+        response = self._accept(form)
+        if self._faults.hit("sms_hang_rate"):
+            await asyncio.sleep(self._faults.hang_seconds)  # created; the answer comes too late
+        return response
+
+    async def fetch_message(self, request: web.Request) -> web.Response:
+        """Fetch a Message: its current status, as a sender asks when no receipt came."""
+        header = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(header.encode(), self._expected_auth):
+            return _error(401, 20003, "Authenticate", WWW_AUTHENTICATE)
+        sid = request.match_info["sid"]
+        to = self._inbox.find(Channel.SMS, sid)
+        if request.match_info["account_sid"] != self.account_sid or to is None:
+            return _error(404, 20404, "The requested resource was not found")
+        code = _undelivered_code(to, self._faults.sms_undelivered)
+        uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{sid}"
+        resource = {
+            "account_sid": self.account_sid,
+            "api_version": API_VERSION,
+            "body": None,
+            "direction": "outbound-api",
+            "error_code": code,
+            "error_message": None if code is None else "Unreachable destination handset",
+            "sid": sid,
+            "status": "delivered" if code is None else "undelivered",
+            "to": to,
+            "uri": f"{uri}.json",
+        }
+        return web.Response(body=orjson.dumps(resource), content_type="application/json")
 
     def _accept(self, form: dict[str, str]) -> web.Response:
         sid = f"SM{_SID_PREFIX}{next(_SID_COUNTER):016x}"
@@ -161,8 +198,8 @@ class TwilioApi:
         sender = form.get("From") or None
         self._inbox.add(Channel.SMS, to, sid, body if self._inbox.keep_bodies else None)
         callback = form.get("StatusCallback")
-        if callback:
-            self._callbacks.schedule(callback, self._events(sid, to, sender, service))
+        if callback and (events := self._events(sid, to, sender, service)):
+            self._callbacks.schedule(callback, events)
         now = self._date()
         uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{sid}"
         resource = {
@@ -215,7 +252,15 @@ class TwilioApi:
                 "SmsStatus": "undelivered",
                 "ErrorCode": str(code),
             }
-        return [sent, final] if self._faults.sms_interim_callbacks else [final]
+        faults = self._faults
+        if faults.hit("callback_loss_rate"):
+            return []
+        events = [sent, final] if faults.sms_interim_callbacks else [final]
+        if faults.hit("callback_reorder_rate"):
+            events = [final, sent]
+        if faults.hit("callback_duplicate_rate"):
+            events.append(final)
+        return events
 
     def _date(self) -> str:
         # RFC 2822 as Twilio writes it ("Thu, 24 Aug 2023 05:01:45 +0000"), once per second.

@@ -100,7 +100,8 @@ ORDER BY m.id
 
 -- record_results --
 -- A batch's outcomes in one statement. A status that a provider callback already advanced
--- is kept; a claim that is no longer ours (lease reclaimed) is left alone.
+-- is kept; a claim that is no longer ours (lease reclaimed) is left alone. An uncertain
+-- attempt (no answer after handing the message over) is retried and flagged.
 WITH r AS (
     SELECT * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[],
                          $6::double precision[])
@@ -116,7 +117,7 @@ WITH r AS (
         WHEN was <> 'sending' THEN was
         WHEN outcome = 'sent' THEN 'sent'
         WHEN outcome = 'permanent' THEN 'failed'
-        WHEN outcome = 'transient' AND attempts >= $8 THEN 'failed'
+        WHEN outcome IN ('transient', 'uncertain') AND attempts >= $8 THEN 'failed'
         WHEN (SELECT state FROM campaigns WHERE id = $1) = 'cancelled' THEN 'cancelled'
         ELSE 'pending' END AS becomes
     FROM cur
@@ -129,6 +130,7 @@ WITH r AS (
                         ELSE d.attempts END,
         next_attempt_at = CASE WHEN x.becomes = 'pending'
                                THEN now() + make_interval(secs => x.retry_in) END,
+        possible_duplicate = d.possible_duplicate OR x.outcome = 'uncertain',
         provider_message_id = coalesce(d.provider_message_id, x.provider_message_id),
         last_error = coalesce(x.error, d.last_error),
         sent_at = CASE WHEN x.outcome = 'sent' THEN coalesce(d.sent_at, now()) ELSE d.sent_at END,
@@ -153,7 +155,9 @@ WITH r AS (
     SELECT $1, id, CASE WHEN outcome = 'sent' THEN 'sent' ELSE becomes END,
            provider_message_id, error
     FROM moved
-    WHERE outcome = 'sent' OR (becomes <> was AND outcome <> 'released')
+    -- A receipt that overtook the worker's record already logged the final status; a late
+    -- "sent" after it would read as the delivery moving backwards.
+    WHERE (outcome = 'sent' AND was = 'sending') OR (becomes <> was AND outcome <> 'released')
 )
 SELECT becomes AS status, count(*)::int AS n FROM moved GROUP BY becomes
 
@@ -306,3 +310,19 @@ LIMIT 1
 -- reserve_recipient_ids --
 -- Ids for $1 new recipients, increasing, for an upload's chunk to COPY with its rows.
 SELECT array_agg(nextval('recipients_id_seq') ORDER BY n) AS ids FROM generate_series(1, $1) AS n
+
+-- awaiting_receipts --
+-- SMS sent at least $1 seconds ago (or last checked that long ago) with no final receipt,
+-- oldest first, at most $2: the reconciler asks the provider about them.
+SELECT campaign_id, id, provider_message_id
+FROM deliveries
+WHERE channel = 'sms' AND status = 'sent'
+  AND coalesce(receipt_checked_at, sent_at) < now() - make_interval(secs => $1)
+  AND provider_message_id IS NOT NULL
+ORDER BY coalesce(receipt_checked_at, sent_at)
+LIMIT $2
+
+-- mark_receipts_checked --
+-- The provider had no final word yet on these; ask again after the grace period.
+UPDATE deliveries SET receipt_checked_at = now()
+WHERE campaign_id = $1 AND id = ANY($2::bigint[]) AND status = 'sent'

@@ -259,17 +259,68 @@ async def test_a_silent_smtp_server_times_out_as_transient(
     assert result.error is not None and result.error.startswith("smtp timeout")
 
 
-async def test_a_silent_twilio_api_times_out_as_transient(
+async def test_a_silent_twilio_api_times_out_as_uncertain(
     settings: Settings, silent_port: int
 ) -> None:
+    # The request went out and no answer came: Twilio may have created the message.
     base_url = f"http://127.0.0.1:{silent_port}"
     provider = TwilioProvider(settings.replace(twilio_base_url=base_url, twilio_timeout=0.2))
     try:
         [result] = await provider.send([sms(1, "+821000000009")])
     finally:
         await provider.close()
-    assert result.outcome is Outcome.TRANSIENT
+    assert result.outcome is Outcome.UNCERTAIN
     assert result.error is not None and result.error.startswith("twilio timeout")
+
+
+async def test_smtp_stall_before_the_message_is_transient_and_hang_after_is_uncertain(
+    sandbox: Sandbox, settings: Settings
+) -> None:
+    provider = SmtpProvider(settings.replace(smtp_timeout=0.3))
+    try:
+        sandbox.faults.update({"smtp_stall_rate": 1.0})
+        [stalled] = await provider.send([email(1, "stall@example.com")])
+        sandbox.faults.update({"smtp_stall_rate": 0.0, "smtp_hang_rate": 1.0})
+        [hung] = await provider.send([email(2, "hang@example.com")])
+        sandbox.faults.update({"smtp_hang_rate": 0.0})
+        [fine] = await provider.send([email(3, "fine@example.com")])
+    finally:
+        await provider.close()
+    assert stalled.outcome is Outcome.TRANSIENT
+    assert hung.outcome is Outcome.UNCERTAIN
+    assert hung.error is not None and "after the message was sent" in hung.error
+    assert fine.outcome is Outcome.SENT
+    # The hung message did arrive: a retry would be a second copy, hence the flag.
+    assert sandbox.recipients(Channel.EMAIL) == ["hang@example.com", "fine@example.com"]
+
+
+async def test_sms_dropped_or_hung_answers_are_uncertain(
+    sandbox: Sandbox, settings: Settings
+) -> None:
+    provider = TwilioProvider(settings.replace(twilio_timeout=0.3))
+    try:
+        sandbox.faults.update({"sms_disconnect_rate": 1.0})
+        [dropped] = await provider.send([sms(1, "+821000000011")])
+        sandbox.faults.update({"sms_disconnect_rate": 0.0, "sms_hang_rate": 1.0, "hang_seconds": 1})
+        [hung] = await provider.send([sms(2, "+821000000012")])
+    finally:
+        await provider.close()
+    assert dropped.outcome is Outcome.UNCERTAIN
+    assert hung.outcome is Outcome.UNCERTAIN
+    # Dropped before anything was created; hung after the message existed.
+    assert sandbox.recipients(Channel.SMS) == ["+821000000012"]
+
+
+async def test_status_fetch_gives_the_final_status(
+    sandbox: Sandbox, twilio: TwilioProvider
+) -> None:
+    sandbox.faults.update({"sms_undelivered": ["+821000000014"]})
+    results = await twilio.send([sms(1, "+821000000013"), sms(2, "+821000000014")])
+    sids = [r.provider_message_id for r in results]
+    assert all(sids)
+    assert await twilio.fetch_status(str(sids[0])) == ("delivered", None)
+    assert await twilio.fetch_status(str(sids[1])) == ("undelivered", 30003)
+    assert await twilio.fetch_status("SM" + "0" * 32) is None
 
 
 @pytest.fixture(scope="module")
