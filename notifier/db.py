@@ -76,8 +76,9 @@ def translate(exc: BaseException) -> NotifierError | None:
     if isinstance(
         exc,
         (
-            asyncpg.CannotConnectNowError,
-            asyncpg.ConnectionDoesNotExistError,
+            asyncpg.PostgresConnectionError,
+            asyncpg.exceptions.OperatorInterventionError,  # shutdown, crash, starting up
+            asyncpg.exceptions.InternalClientError,  # a connection a restart left mid-statement
             ConnectionError,
             OSError,
         ),

@@ -14,8 +14,6 @@ import random
 import uuid
 from dataclasses import dataclass
 
-import asyncpg
-
 from notifier.db import Pool, queries
 from notifier.models import DeliveryStatus
 
@@ -52,14 +50,17 @@ class ReceiptWriter:
         self._waiting: list[tuple[Receipt, asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
 
     async def close(self) -> None:
-        """Write what is waiting, then stop."""
+        """Write what is waiting, then stop. The running write is let finish: cancelling
+        it mid-statement would leave its connection unusable."""
+        self._closing = True
+        self._wake.set()
         if self._task is not None:
-            self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         while self._waiting:
@@ -74,7 +75,7 @@ class ReceiptWriter:
         await done
 
     async def _run(self) -> None:
-        while True:
+        while not self._closing:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._max_delay)
             self._wake.clear()
@@ -104,8 +105,11 @@ class ReceiptWriter:
                         [r.error for r in rows],
                         random.randrange(16),
                     )
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            log.warning("receipts not stored; the provider will retry", extra={"n": len(batch)})
+        except Exception as exc:  # whatever it was, the writer itself must live on
+            log.warning(
+                "receipts not stored; the provider will retry",
+                extra={"n": len(batch), "error": type(exc).__name__},
+            )
             for _, done in batch:
                 if not done.done():
                     done.set_exception(exc)

@@ -32,6 +32,14 @@ log = logging.getLogger(__name__)
 LINK_SECONDS = 2.0
 STATE_CHECK_SECONDS = 0.5
 RECORD_RETRY_SECONDS = 60.0
+# What Postgres being restarted or out of reach looks like to a client.
+DATABASE_DOWN = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,  # shutdown, crash, "cannot connect now"
+    asyncpg.exceptions.InternalClientError,  # a connection left mid-statement by a restart
+)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -70,7 +78,7 @@ async def dispatch(
         return "superseded"
     try:
         outcome, defer = await _link(deps, uuid.UUID(campaign_id), channel)
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+    except (*DATABASE_DOWN, asyncpg.PostgresError):
         log.exception(
             "dispatch link failed; retrying shortly",
             extra={"campaign_id": campaign_id, "channel": channel},
@@ -117,7 +125,11 @@ async def _link(deps: Deps, campaign_id: uuid.UUID, channel: str) -> tuple[str, 
 
 async def _fall_back(deps: Deps, campaign_id: uuid.UUID, results: list[SendResult]) -> None:
     """Give recipients whose email failed for good an SMS, and make sure SMS chains run."""
-    failed = [r.delivery_id for r in results if r.outcome in (Outcome.PERMANENT, Outcome.TRANSIENT)]
+    failed = [
+        r.delivery_id
+        for r in results
+        if r.outcome in (Outcome.PERMANENT, Outcome.TRANSIENT, Outcome.UNCERTAIN)
+    ]
     if not failed:
         return
     async with deps.pool.acquire() as conn:
@@ -202,11 +214,7 @@ async def _send(
     while sent_upto < len(messages):
         if time.monotonic() - checked > STATE_CHECK_SECONDS:
             checked = time.monotonic()
-            async with deps.pool.acquire() as conn:
-                state = await conn.fetchval(
-                    "SELECT state FROM campaigns WHERE id = $1", campaign_id
-                )
-            if state != CampaignState.SENDING:
+            if await _stopped(deps, campaign_id):
                 break
         n = await deps.limiter.take(buckets, len(messages) - sent_upto)
         chunk = messages[sent_upto : sent_upto + n]
@@ -221,6 +229,20 @@ async def _send(
     if throttled:
         await deps.limiter.hold(buckets[0], max(throttled))
     return results
+
+
+async def _stopped(deps: Deps, campaign_id: uuid.UUID) -> bool:
+    """Whether the campaign left the sending state. With Postgres unreachable the answer is
+    unknown and the batch goes on: it is already claimed, and small."""
+    try:
+        async with deps.pool.acquire() as conn:
+            state = await conn.fetchval("SELECT state FROM campaigns WHERE id = $1", campaign_id)
+    except DATABASE_DOWN:
+        log.warning(
+            "campaign state unknown; the batch goes on", extra={"campaign_id": str(campaign_id)}
+        )
+        return False
+    return bool(state != CampaignState.SENDING)
 
 
 def _retry_in(settings: Settings, attempts: int) -> float:
@@ -263,12 +285,7 @@ async def _record(
             async with deps.pool.acquire() as conn:
                 await conn.fetch(queries["record_results"], *args)
             return
-        except (
-            OSError,
-            asyncpg.PostgresConnectionError,
-            asyncpg.InterfaceError,
-            asyncpg.CannotConnectNowError,
-        ):
+        except DATABASE_DOWN:
             if time.monotonic() > deadline:
                 raise
             log.warning(
