@@ -18,6 +18,7 @@ from notifier.chains import QUEUE_NAME
 from notifier.db import create_pool, translate
 from notifier.errors import NotifierError, TooManyRequests
 from notifier.receipts import ReceiptWriter
+from notifier.serve import IN_FLIGHT, InFlight, counted
 from notifier.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,12 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
         if exc.status < 400:
             raise
         return problem(exc.status, exc.reason, exc.text or exc.reason, slug=f"http-{exc.status}")
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+    except (
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+        asyncpg.exceptions.InternalClientError,
+        OSError,
+    ) as exc:
         known = translate(exc)
         if known is None:
             log.exception("database error", extra={"path": request.path})
@@ -183,10 +189,11 @@ def create_app(settings: Settings) -> web.Application:
     from notifier.api.idempotency import idempotency
 
     app = web.Application(
-        middlewares=[problems, audited, authenticate, idempotency],
+        middlewares=[counted, problems, audited, authenticate, idempotency],
         client_max_size=JSON_BODY_LIMIT,
     )
     app[SETTINGS] = settings
+    app[IN_FLIGHT] = InFlight()
     app.cleanup_ctx.append(_resources(settings))
     setup_routes(app)
     return app

@@ -50,18 +50,18 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
-    from aiohttp import web
-
     from notifier.app import create_app
+    from notifier.serve import serve
 
     _require(settings, "database_url", "redis_url")
     _install_uvloop()
-    web.run_app(
-        create_app(settings),
-        host=settings.api_host,
-        port=settings.api_port,
-        access_log=None,
-        shutdown_timeout=30,
+    asyncio.run(
+        serve(
+            create_app(settings),
+            settings.api_host,
+            settings.api_port,
+            drain_seconds=settings.api_drain_seconds,
+        )
     )
     return 0
 

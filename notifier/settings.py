@@ -26,6 +26,7 @@ class Settings:
     redis_url: str | None = None
     api_host: str = "127.0.0.1"
     api_port: int = 8080
+    api_drain_seconds: float = 300.0
     public_base_url: str = "http://127.0.0.1:8080"
 
     smtp_host: str = "127.0.0.1"
@@ -55,6 +56,7 @@ class Settings:
     retry_base_seconds: float = 2.0
     retry_max_seconds: float = 300.0
     reconcile_seconds: int = 5
+    receipt_grace_seconds: float = 600.0
     worker_max_jobs: int = 8
 
     verify_per_minute: int = 30
