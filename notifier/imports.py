@@ -39,6 +39,7 @@ csv.field_size_limit(max(csv.field_size_limit(), MAX_RECORD_BYTES + 1))
 
 _STANDARD_COLUMNS = ("external_id", "email", "phone", "locale")
 _BOM = b"\xef\xbb\xbf"
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 # Fed to the csv reader after each batch of lines: parsed as a record of its own when the
 # batch ended between records, swallowed into the last record when a quoted value is open.
 _SENTINEL = "\x00"
@@ -124,6 +125,8 @@ class RecipientImport:
             if len(self._carry) < len(_BOM) and not final:
                 return []
             self._started = True
+            if self._carry.startswith(_UTF16_BOMS):
+                raise MalformedUpload("the file is UTF-16 text; upload it as UTF-8")
             chunk = bytes(self._carry).removeprefix(_BOM)
             self._carry = bytearray()
         if self._skipping:
@@ -269,6 +272,8 @@ class RecipientImport:
                     self._unfinished(lines, bad, first + start, start, count, final)
                     return out
                 message = f"not valid CSV ({exc})"
+                if bad and any(first + start <= b < first + end for b in bad):
+                    message = "not valid UTF-8"  # the cause, rather than its symptom
                 if sum(map(len, lines[start:end])) > MAX_RECORD_BYTES:
                     if end - start > 1:
                         raise MalformedUpload(
