@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench lint format typecheck check clean
+.PHONY: install demo test faults bench lint format typecheck check clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -19,6 +19,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider
+
+# The fault scenarios alone, ending with their report (they also run in `make test`).
+faults: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider tests/faults
 
 # The benchmark at breach scale: BENCH_ARGS="--recipients 200000 --small 50000" for a quick run.
 bench: $(STAMP)

@@ -1,0 +1,122 @@
+"""Fault scenarios: the sandbox and the API, two worker processes, real Postgres and Redis.
+
+Every scenario ends by reconciling the sandbox's log with Postgres (tests/faults/reconcile.py)
+and adds a row to the report printed at the end of the run (`make faults`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+
+from notifier.settings import Settings
+from notifier.stack import LocalStack
+from tests import factories
+from tests.faults.reconcile import REPORT, Outcome, reconcile
+
+RECIPIENTS = 2000
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    # Fast enough to finish in seconds, slow enough to be mid-campaign when a fault hits;
+    # short leases, timeouts and receipt grace so that recovery is quick too.
+    return settings.replace(
+        email_rate=400.0,
+        sms_rate=400.0,
+        batch_size=100,
+        lease_seconds=4,
+        reconcile_seconds=1,
+        receipt_grace_seconds=2.0,
+        smtp_timeout=1.0,
+        twilio_timeout=1.0,
+    )
+
+
+@pytest.fixture
+async def fleet(stack: LocalStack) -> list[asyncio.subprocess.Process]:
+    """Two worker processes, as operators run them (the stack stops them at the end)."""
+    return [await stack.start_worker_process() for _ in range(2)]
+
+
+async def launched(api: aiohttp.ClientSession, n: int) -> tuple[str, float]:
+    """A campaign of n generated recipients, launched; returns its id and when it began."""
+    cid = await factories.draft_with_recipients(api, n)
+    started = time.monotonic()
+    await factories.launch(api, cid)
+    return cid, started
+
+
+async def poll(
+    api: aiohttp.ClientSession, cid: str, done: Any, *, within: float = 180.0
+) -> dict[str, Any]:
+    """Like factories.wait_for, but riding out answers other than 200 (the API says 503
+    while its database is away)."""
+    deadline = time.monotonic() + within
+    last: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        try:
+            async with api.get(f"/v1/campaigns/{cid}") as resp:
+                if resp.status == 200:
+                    last = await resp.json()
+                    if done(last):
+                        return last
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"timed out; last state {last.get('state')} {last.get('counts')}")
+
+
+def sent(channel: str, at_least: int) -> Any:
+    """A `done` test for poll: at least this many of a channel's deliveries are finished."""
+
+    def done(campaign: dict[str, Any]) -> bool:
+        counts = campaign["counts"].get(channel, {})
+        return sum(n for status, n in counts.items() if status not in ("pending", "sending")) >= (
+            at_least
+        )
+
+    return done
+
+
+async def finish(
+    stack: LocalStack,
+    api: aiohttp.ClientSession,
+    db: asyncpg.Connection,
+    cids: list[str],
+    *,
+    scenario: str,
+    started: float,
+    within: float = 180.0,
+    done: Any = factories.settled,
+) -> Outcome:
+    """Wait until every campaign is settled (or `done`), reconcile, report, and insist
+    nothing was lost and no extra copy went unflagged."""
+    for cid in cids:
+        await poll(api, cid, done, within=within)
+    seconds = time.monotonic() - started
+    assert stack.sandbox is not None
+    outcome = await reconcile(db, stack.sandbox, cids, scenario=scenario, seconds=seconds)
+    REPORT.add(outcome)
+    assert outcome.clean, outcome
+    return outcome
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not REPORT.outcomes:
+        return
+    terminalreporter.section("fault scenarios: the sandbox's log against Postgres")
+    terminalreporter.write_line(REPORT.table())
+    terminalreporter.write_line(
+        "lost: recorded sent but never received, or never finished; duplicates: a person "
+        "got an extra copy; flagged: deliveries marked possible_duplicate; unexplained: an "
+        "extra copy nobody flagged"
+    )
+    path = REPORT.write()
+    if path is not None:
+        terminalreporter.write_line(f"written to {path}")

@@ -1,0 +1,182 @@
+"""The end of every fault scenario: the sandbox's received log against Postgres.
+
+Nobody lost: every delivery Postgres calls sent or delivered is in the sandbox's log, and
+every delivery is terminal. Nobody told twice in silence: every address the sandbox got more
+than once on a channel belongs to a delivery flagged possible_duplicate, and so does every
+message the sandbox got for a delivery Postgres calls failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import asyncpg
+
+from notifier.sandbox import Sandbox
+
+# What a delivery may end as, per channel: an email is done once the relay took it, an SMS
+# only once its receipt came.
+TERMINAL = {
+    "email": frozenset({"sent", "failed", "cancelled", "suppressed"}),
+    "sms": frozenset({"delivered", "failed", "cancelled", "suppressed"}),
+}
+DELIVERED = frozenset({"sent", "delivered"})
+
+
+@dataclass(slots=True, kw_only=True)
+class Outcome:
+    """One scenario's figures, as the report prints them."""
+
+    scenario: str
+    recipients: int = 0
+    deliveries: int = 0
+    received: int = 0
+    lost: int = 0
+    not_terminal: int = 0
+    duplicates: int = 0
+    """Deliveries whose person got an extra copy (twice, or once though recorded failed)."""
+    flagged: int = 0
+    """Deliveries flagged possible_duplicate (a superset of the duplicates, if all is well)."""
+    unexplained: int = 0
+    failed: int = 0
+    retries: int = 0
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return self.lost == 0 and self.unexplained == 0 and self.not_terminal == 0
+
+
+async def reconcile(
+    db: asyncpg.Connection,
+    sandbox: Sandbox,
+    campaign_ids: list[str],
+    *,
+    scenario: str,
+    seconds: float,
+) -> Outcome:
+    """Compare what the sandbox received with what Postgres recorded, for these campaigns
+    (which must be the only ones this sandbox served)."""
+    ids = [uuid.UUID(c) for c in campaign_ids]
+    rows = await db.fetch(
+        """
+        SELECT d.channel, d.status, d.attempts, d.possible_duplicate, d.provider_message_id,
+               CASE WHEN d.channel = 'email' THEN r.email ELSE r.phone END AS address
+        FROM deliveries d
+        JOIN recipients r ON r.campaign_id = d.campaign_id AND r.id = d.recipient_id
+        WHERE d.campaign_id = ANY($1::uuid[])
+        """,
+        ids,
+    )
+    outcome = Outcome(
+        scenario=scenario,
+        recipients=await db.fetchval(
+            "SELECT count(*) FROM recipients WHERE campaign_id = ANY($1::uuid[])", ids
+        ),
+        deliveries=len(rows),
+        seconds=round(seconds, 1),
+    )
+    received = {
+        "email": Counter(sandbox.inbox.recipients("email")),
+        "sms": Counter(sandbox.inbox.recipients("sms")),
+    }
+    outcome.received = sum(sum(c.values()) for c in received.values())
+    known: dict[str, set[str]] = {"email": set(), "sms": set()}
+    for row in rows:
+        channel, status, address = row["channel"], row["status"], row["address"]
+        got = received[channel][address]
+        known[channel].add(address)
+        outcome.retries += max(0, row["attempts"] - 1)
+        if status not in TERMINAL[channel]:
+            outcome.not_terminal += 1
+        if status in DELIVERED and got == 0:
+            outcome.lost += 1  # recorded as sent, never sent
+        if status == "failed":
+            outcome.failed += 1
+        if row["possible_duplicate"]:
+            outcome.flagged += 1
+        # Received although recorded as never handed over (an SMS the provider took and
+        # then reported undelivered has its message id: that one is accounted for).
+        unrecorded = got and status not in DELIVERED and row["provider_message_id"] is None
+        if got > 1 or unrecorded:
+            # Told twice, or told although recorded as not: fine only if flagged.
+            outcome.duplicates += 1
+            if not row["possible_duplicate"]:
+                outcome.unexplained += 1
+    for channel, counts in received.items():
+        strangers = set(counts) - known[channel]
+        if strangers:
+            outcome.unexplained += len(strangers)
+            outcome.notes.append(f"{len(strangers)} {channel} addresses no delivery explains")
+    return outcome
+
+
+class Report:
+    """The scenarios' outcomes, printed as a table at the end of the run and, when
+    NOTIFIER_FAULTS_REPORT names a file, written there as JSON."""
+
+    def __init__(self) -> None:
+        self.outcomes: list[Outcome] = []
+
+    def add(self, outcome: Outcome) -> None:
+        self.outcomes.append(outcome)
+
+    def table(self) -> str:
+        head = (
+            "scenario",
+            "recipients",
+            "deliveries",
+            "lost",
+            "duplicates",
+            "flagged",
+            "unexplained",
+            "failed",
+            "retries",
+            "seconds",
+        )
+        lines = [head]
+        for o in self.outcomes:
+            lines.append(
+                (
+                    o.scenario,
+                    f"{o.recipients:,}",
+                    f"{o.deliveries:,}",
+                    str(o.lost + o.not_terminal),
+                    str(o.duplicates),
+                    str(o.flagged),
+                    str(o.unexplained),
+                    str(o.failed),
+                    str(o.retries),
+                    f"{o.seconds:.1f}",
+                )
+            )
+        widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+        out = []
+        for n, line in enumerate(lines):
+            cells = [
+                cell.ljust(w) if i == 0 else cell.rjust(w)
+                for i, (cell, w) in enumerate(zip(line, widths, strict=True))
+            ]
+            out.append("  ".join(cells))
+            if n == 0:
+                out.append("  ".join("-" * w for w in widths))
+        return "\n".join(out)
+
+    def write(self) -> Path | None:
+        target = os.environ.get("NOTIFIER_FAULTS_REPORT")
+        if not target or not self.outcomes:
+            return None
+        path = Path(target)
+        path.write_text(
+            json.dumps([asdict(o) for o in self.outcomes], indent=2) + "\n", encoding="utf-8"
+        )
+        return path
+
+
+REPORT = Report()
