@@ -215,6 +215,52 @@ def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ledger_verify(settings: Settings, args: argparse.Namespace) -> int:
+    from notifier import ledger
+
+    try:
+        campaign_id = uuid.UUID(args.campaign)
+    except ValueError:
+        raise SettingsError(f"{args.campaign!r} is not a campaign id") from None
+    verdict = _with_db(settings, lambda conn: ledger.verify(conn, campaign_id))
+    print(verdict.describe())
+    return 0 if verdict.ok else 1
+
+
+def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
+    from notifier import audit, retention
+
+    try:
+        age = retention.parse_age(args.older_than)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+
+    async def work(conn: Any) -> int:
+        found = await retention.purgeable(conn, age)
+        for campaign in found:
+            if args.dry_run:
+                print(
+                    f"would purge campaign {campaign.campaign_id} "
+                    f"({campaign.recipients} recipients)"
+                )
+                continue
+            changed = await retention.purge(conn, campaign.campaign_id)
+            await audit.record(
+                conn,
+                key_id=None,
+                action="cli purge",
+                target=str(campaign.campaign_id),
+                status=0,
+                client="cli",
+            )
+            print(f"purged campaign {campaign.campaign_id}: {changed} recipients' contact details")
+        if not found:
+            print(f"no finished campaign older than {args.older_than} holds contact details")
+        return 0
+
+    return _with_db(settings, work)
+
+
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from notifier.demo import run_demo
 
@@ -270,6 +316,21 @@ def parser() -> argparse.ArgumentParser:
     au = sub.add_parser("audit", help="the latest mutating calls, newest first")
     au.add_argument("--limit", type=int, default=100)
     au.set_defaults(func=cmd_audit)
+    led = sub.add_parser("ledger", help="the delivery ledger").add_subparsers(
+        dest="ledger_command", required=True
+    )
+    lv = led.add_parser(
+        "verify", help="recompute a campaign's hash chain; exit 1 at the first broken link"
+    )
+    lv.add_argument("campaign", help="campaign id")
+    lv.set_defaults(func=cmd_ledger_verify)
+    pu = sub.add_parser(
+        "purge",
+        help="remove contact details of campaigns finished longer ago than --older-than",
+    )
+    pu.add_argument("--older-than", required=True, help="an age such as 30d or 12h")
+    pu.add_argument("--dry-run", action="store_true", help="only list what would be purged")
+    pu.set_defaults(func=cmd_purge)
     demo = sub.add_parser("demo", help="the whole system on this machine, end to end")
     demo.add_argument("--accounts", type=int, default=10_000)
     demo.add_argument(

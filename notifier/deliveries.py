@@ -23,6 +23,8 @@ REPORT_COLUMNS = (
     "delivered_at",
     "failed_at",
     "updated_at",
+    "ledger_seq",
+    "ledger_hash",
 )
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 

@@ -31,7 +31,7 @@ BEGIN
     LOOP
         EXECUTE format('DROP TABLE %I', r.relname);
     END LOOP;
-    TRUNCATE campaigns, delivery_counts, api_keys, idempotency_keys CASCADE;
+    TRUNCATE campaigns, delivery_counts, api_keys, idempotency_keys, ledger_heads CASCADE;
     ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only;
     TRUNCATE audit_log;
     ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only;

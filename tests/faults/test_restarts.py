@@ -51,6 +51,15 @@ async def own_postgres(tmp_path: Path) -> AsyncIterator[tuple[str, Restart]]:
         )
 
     yield url, restart
+    # Stopped by its data directory: after a restart the server's own handle names the
+    # postmaster that is gone, and its cleanup would leave the new one running.
+    await asyncio.to_thread(
+        pgserver.pg_ctl,
+        ["-w", "-m", "fast", "stop"],
+        pgdata=server.pgdata,
+        user=server.system_user,
+        timeout=60,
+    )
     await asyncio.to_thread(server.cleanup)
 
 
