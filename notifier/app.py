@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -12,6 +13,7 @@ import orjson
 from aiohttp import web
 from arq import create_pool as create_arq_pool
 from arq.connections import ArqRedis, RedisSettings
+from redis.exceptions import RedisError
 
 from notifier import audit, keys
 from notifier.chains import QUEUE_NAME
@@ -149,8 +151,33 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         async with request.app[POOL].acquire() as conn:
             key = await keys.authenticate(conn, request.headers.get("Authorization"))
         key.require(scope)
+        await _throttle_key(request, key.id)
         request[KEY] = key
     return await handler(request)
+
+
+async def _throttle_key(request: web.Request, key_id: uuid.UUID) -> None:
+    """Each key's requests per minute, counted in a one-minute window shared by every API
+    process; past NOTIFIER_KEY_REQUESTS_PER_MINUTE the answer is 429 with Retry-After. With
+    Redis unreachable the request goes through: the limit protects, it must not block."""
+    limit = request.app[SETTINGS].key_requests_per_minute
+    if limit <= 0:
+        return
+    now = time.time()
+    counter = f"notifier:rate:key:{key_id}:{int(now // 60)}"
+    try:
+        async with request.app[REDIS].pipeline(transaction=True) as pipe:
+            pipe.incr(counter)
+            pipe.expire(counter, 60)
+            count, _ = await pipe.execute()
+    except (OSError, RedisError):
+        log.warning("per-key rate limit unavailable; allowing the request")
+        return
+    if count > limit:
+        raise TooManyRequests(
+            f"at most {limit} requests a minute with one key",
+            retry_after=max(1, 60 - int(now) % 60),
+        )
 
 
 async def read_json(request: web.Request) -> Any:

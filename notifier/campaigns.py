@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,7 +17,7 @@ import phonenumbers
 from notifier.db import Conn, one, queries
 from notifier.errors import Conflict, NotFound, ValidationFailed
 from notifier.models import CAMPAIGN_TRANSITIONS, CampaignState, Channel, DeliveryStatus
-from notifier.templates import validate_templates
+from notifier.templates import check_links, check_sms_budget, validate_templates
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,11 @@ _LOCALE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 _VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 RESERVED_COLUMNS = frozenset({"external_id", "email", "phone", "locale"})
 MAX_RATE = 100_000.0
+
+
+# SMS segments one message may take unless the campaign says otherwise: a Korean notice with
+# its link fits in two or three UCS-2 segments of 67 characters.
+DEFAULT_SMS_SEGMENTS = 3
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -40,6 +45,7 @@ class CampaignSpec:
     templates: Mapping[str, Any]
     rate_limit_per_second: float | None
     fallback: Mapping[str, str]
+    sms_max_segments: int = DEFAULT_SMS_SEGMENTS
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -58,6 +64,7 @@ class Campaign:
     templates: Mapping[str, Any]
     rate_limit_per_second: float | None
     fallback: Mapping[str, str]
+    sms_max_segments: int
     recipients: int
     rate_per_second: float
     created_at: datetime
@@ -79,6 +86,7 @@ class Campaign:
             templates=orjson.loads(row["templates"]),
             rate_limit_per_second=row["rate_limit_per_second"],
             fallback=orjson.loads(row["fallback"]),
+            sms_max_segments=row["sms_max_segments"],
             recipients=row["recipients"],
             rate_per_second=row["rate_per_second"],
             created_at=row["created_at"],
@@ -104,7 +112,7 @@ def _text(body: Mapping[str, Any], name: str, problems: list[dict[str, str]], *,
     return value.strip()
 
 
-def parse_spec(body: object) -> CampaignSpec:
+def parse_spec(body: object, *, link_domains: Collection[str] | None = None) -> CampaignSpec:
     """Validate a create-campaign body; every problem is reported at once, by field."""
     if not isinstance(body, dict):
         raise ValidationFailed("the body must be a JSON object")
@@ -119,6 +127,7 @@ def parse_spec(body: object) -> CampaignSpec:
         "templates",
         "rate_limit_per_second",
         "fallback",
+        "sms_max_segments",
     }
     for field in sorted(set(body) - known):
         problems.append({"field": field, "message": "unknown field"})
@@ -166,6 +175,11 @@ def parse_spec(body: object) -> CampaignSpec:
         )
         rate = None
 
+    segments = body.get("sms_max_segments", DEFAULT_SMS_SEGMENTS)
+    if isinstance(segments, bool) or not isinstance(segments, int) or not 1 <= segments <= 10:
+        problems.append({"field": "sms_max_segments", "message": "an integer from 1 to 10"})
+        segments = DEFAULT_SMS_SEGMENTS
+
     fallback = body.get("fallback", {})
     if not isinstance(fallback, dict) or any(
         (k, v) != ("email_failed", "sms") for k, v in fallback.items()
@@ -186,6 +200,11 @@ def parse_spec(body: object) -> CampaignSpec:
                 variables=variables,
             )
         )
+    if not problems:
+        assert isinstance(templates, dict)
+        problems.extend(check_sms_budget(templates, segments))
+        if link_domains is not None:
+            problems.extend(check_links(templates, link_domains))
     if problems:
         raise ValidationFailed("the campaign is not valid", errors=problems)
     assert isinstance(templates, dict)
@@ -199,6 +218,7 @@ def parse_spec(body: object) -> CampaignSpec:
         templates=templates,
         rate_limit_per_second=float(rate) if rate is not None else None,
         fallback=fallback,
+        sms_max_segments=segments,
     )
 
 
@@ -219,6 +239,7 @@ async def create(conn: Conn, spec: CampaignSpec, created_by: uuid.UUID | None = 
             spec.rate_limit_per_second,
             orjson.dumps(spec.fallback).decode(),
             created_by,
+            spec.sms_max_segments,
         )
         await conn.execute(queries["create_partitions"], campaign_id)
     log.info("campaign created", extra={"campaign_id": str(campaign_id)})

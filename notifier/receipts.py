@@ -28,6 +28,32 @@ TWILIO_FINAL: dict[str, DeliveryStatus] = {
 }
 
 
+# What an email relay's events say about a message, as a delivery's final status. Other
+# events (deferred, opened…) say nothing final.
+EMAIL_FINAL: dict[str, DeliveryStatus] = {
+    "delivered": DeliveryStatus.DELIVERED,
+    "bounced": DeliveryStatus.FAILED,
+    "rejected": DeliveryStatus.FAILED,
+}
+
+
+def message_ref(campaign_id: uuid.UUID, delivery_id: int) -> str:
+    """The start of an email's Message-ID: which campaign and delivery it is."""
+    return f"n{campaign_id.hex}.{delivery_id}"
+
+
+def parse_message_ref(message_id: str) -> tuple[uuid.UUID, int] | None:
+    """The campaign and delivery a Message-ID names, or None for one not sent from here."""
+    local = message_id.strip().strip("<>").partition("@")[0]
+    parts = local.split(".")
+    if len(parts) != 3 or not parts[0].startswith("n"):
+        return None
+    try:
+        return uuid.UUID(hex=parts[0][1:]), int(parts[1])
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Receipt:
     """A provider's final word on one delivery."""

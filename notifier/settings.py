@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 SmtpTls = Literal["none", "starttls", "tls"]
 
@@ -60,6 +61,9 @@ class Settings:
     worker_max_jobs: int = 8
 
     verify_per_minute: int = 30
+    key_requests_per_minute: int = 1200
+    link_domains: str = ""
+    email_webhook_secret: str | None = None
 
     data_dir: Path = Path(".notifier")
     log_level: str = "INFO"
@@ -92,6 +96,13 @@ class Settings:
     def replace(self, **changes: object) -> Settings:
         """A copy with some fields changed (tests and the demo build settings this way)."""
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    def allowed_link_domains(self) -> frozenset[str]:
+        """The domains a template may name: the service's own public host, and those listed
+        (comma-separated) in NOTIFIER_LINK_DOMAINS."""
+        host = urlsplit(self.public_base_url).hostname
+        listed = (d.strip().lower().rstrip(".") for d in self.link_domains.split(","))
+        return frozenset(d for d in (host, *listed) if d)
 
     def rate_for(self, channel: str) -> float:
         """The provider-wide rate, in messages per second, for a channel."""

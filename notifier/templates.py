@@ -168,6 +168,68 @@ def validate_templates(
 
 _TAG_HINT = "must be a BCP 47 language tag such as 'ko', 'en', 'ko-KR' or 'zh-Hant-TW'"
 
+# A domain name as people read one in a message (with or without a scheme, inside a link or
+# an email address): labels (Unicode ones too) and a top-level domain of ASCII letters, an
+# IDN's xn-- form, or one of the Unicode top-level domains of the region. (A Unicode
+# top-level domain in general would also match Korean sentences run together at a period.)
+_UNICODE_TLDS = ("한국", "中国", "中國", "香港", "台湾", "台灣", "新加坡", "рф")
+_DOMAIN = re.compile(
+    r"(?<![\w.-])((?:[^\W_](?:[\w-]{0,61}[^\W_])?\.)+"
+    r"(?:[a-z]{2,63}|xn--[a-z0-9-]{2,59}|" + "|".join(_UNICODE_TLDS) + r"))(?![\w-])",
+    re.IGNORECASE,
+)
+
+
+def linked_domains(text: str) -> list[str]:
+    """Every domain name that a text names, lowercased, in order of appearance."""
+    return [m.group(1).lower() for m in _DOMAIN.finditer(text)]
+
+
+def allowed_domain(domain: str, allowed: Collection[str]) -> bool:
+    """Whether a domain is on the allow-list, itself or as a subdomain of an entry."""
+    return any(domain == a or domain.endswith("." + a) for a in allowed)
+
+
+def check_sms_budget(templates: Mapping[str, Any], budget: int) -> list[dict[str, str]]:
+    """Problems for SMS templates whose own text, before any value is filled in, already
+    takes more segments than the campaign allows."""
+    problems: list[dict[str, str]] = []
+    for locale, parts in templates.get("sms", {}).items():
+        tree = _TEXT_ENV.parse(parts["text"])
+        literal = "".join(n.data for n in tree.find_all(nodes.TemplateData))
+        used = sms_segments(literal)
+        if used > budget:
+            problems.append(
+                {
+                    "field": f"templates.sms.{locale}.text",
+                    "message": f"takes {used} SMS segments before any value is filled in; "
+                    f"the campaign allows {budget} (sms_max_segments)",
+                }
+            )
+    return problems
+
+
+def check_links(templates: Mapping[str, Any], allowed: Collection[str]) -> list[dict[str, str]]:
+    """Problems for template text that names a domain outside the allow-list. Only the
+    template's own text is read; {{ verify_url }} is the service's own address."""
+    problems: list[dict[str, str]] = []
+    for channel, by_locale in templates.items():
+        for locale, parts in by_locale.items():
+            for key, source in parts.items():
+                env = _HTML_ENV if key == "html" else _TEXT_ENV
+                tree = env.parse(source)
+                literal = "".join(n.data for n in tree.find_all(nodes.TemplateData))
+                for domain in dict.fromkeys(linked_domains(literal)):
+                    if not allowed_domain(domain, allowed):
+                        problems.append(
+                            {
+                                "field": f"templates.{channel}.{locale}.{key}",
+                                "message": f"names {domain}, which is not on the link "
+                                "allow-list (NOTIFIER_LINK_DOMAINS)",
+                            }
+                        )
+    return problems
+
 
 def _check_variables(variables: Sequence[str], problems: list[dict[str, str]]) -> set[str]:
     declared: set[str] = set()
@@ -404,8 +466,11 @@ class CompiledCampaign:
         self._date_at = -1
         self._date = b""
 
-    def render_email(self, locale: str, to: str, context: Mapping[str, str]) -> bytes:
-        """A complete RFC 5322 message for one person, ready for SMTP DATA."""
+    def render_email(
+        self, locale: str, to: str, context: Mapping[str, str], *, ref: str = ""
+    ) -> bytes:
+        """A complete RFC 5322 message for one person, ready for SMTP DATA. `ref` leads the
+        Message-ID (the delivery it belongs to), so that the relay's events can name it."""
         parts = self._email[locale]
         subject = parts.static_subject or _subject_header(_render(parts.subject, context))
         text = _body(_render(parts.text, context), b"plain")
@@ -421,7 +486,7 @@ class CompiledCampaign:
             subject,
             self._date,
             b"Message-ID: <",
-            uuid.uuid4().hex.encode("ascii"),
+            f"{ref}.{uuid.uuid4().hex[:16]}".encode("ascii") if ref else uuid.uuid4().hex.encode(),
             self._message_id_tail,
         ]
         if parts.html is None:

@@ -23,8 +23,9 @@ from notifier.db import Conn, one, queries
 from notifier.models import CampaignState, Channel
 from notifier.providers import Outcome, OutgoingEmail, OutgoingSms, Provider, SendResult
 from notifier.ratelimit import Bucket, RateLimiter, campaign_bucket, provider_bucket
+from notifier.receipts import message_ref
 from notifier.settings import Settings
-from notifier.templates import CompiledCampaign
+from notifier.templates import CompiledCampaign, sms_segments
 
 log = logging.getLogger(__name__)
 
@@ -180,10 +181,23 @@ def _render(
         )
         try:
             if channel == Channel.EMAIL:
-                data = compiled.render_email(r["locale"], r["email"], context)
+                data = compiled.render_email(
+                    r["locale"], r["email"], context, ref=message_ref(campaign.id, r["id"])
+                )
                 messages.append(OutgoingEmail(delivery_id=r["id"], to=r["email"], data=data))
             else:
                 body = compiled.render_sms(r["locale"], context)
+                segments = sms_segments(body)
+                if segments > campaign.sms_max_segments:
+                    failed.append(
+                        SendResult(
+                            delivery_id=r["id"],
+                            outcome=Outcome.PERMANENT,
+                            error=f"sms of {segments} segments, over the campaign's "
+                            f"budget of {campaign.sms_max_segments}",
+                        )
+                    )
+                    continue
                 callback = (
                     f"{base}/v1/webhooks/twilio/status?campaign={campaign.id}&delivery={r['id']}"
                 )

@@ -25,6 +25,7 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/v1/recipients/{external_id}/deliveries", deliveries.for_recipient)
     r.add_get("/v1/verify/{code}", public.verify)
     r.add_post("/v1/webhooks/twilio/status", webhooks.twilio_status)
+    r.add_post("/v1/webhooks/email/events", webhooks.email_events)
     r.add_post("/v1/keys", keys.create)
     r.add_get("/v1/keys", keys.list_)
     r.add_delete("/v1/keys/{id}", keys.revoke)

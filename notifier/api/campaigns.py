@@ -40,6 +40,7 @@ async def render(request: web.Request, campaign: Campaign) -> dict[str, Any]:
         "templates": campaign.templates,
         "rate_limit_per_second": campaign.rate_limit_per_second,
         "fallback": campaign.fallback,
+        "sms_max_segments": campaign.sms_max_segments,
         "created_at": campaign.created_at,
         "launched_at": campaign.launched_at,
         "completed_at": campaign.completed_at,
@@ -52,7 +53,9 @@ async def render(request: web.Request, campaign: Campaign) -> dict[str, Any]:
 
 @requires("campaigns:write")
 async def create(request: web.Request) -> web.Response:
-    spec = service.parse_spec(await read_json(request))
+    spec = service.parse_spec(
+        await read_json(request), link_domains=request.app[SETTINGS].allowed_link_domains()
+    )
     async with request.app[POOL].acquire() as conn:
         campaign = await service.create(conn, spec, created_by=request[KEY].id)
     return json_response(await render(request, campaign), status=201)

@@ -198,6 +198,13 @@ _SCHEMAS: J = {
             },
             "rate_limit_per_second": {"type": "number", "exclusiveMinimum": 0},
             "fallback": {"type": "object", "properties": {"email_failed": {"const": "sms"}}},
+            "sms_max_segments": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 10,
+                "default": 3,
+                "description": "the most SMS segments one message may take; longer ones fail",
+            },
         },
     },
     "Campaign": {
@@ -215,6 +222,7 @@ _SCHEMAS: J = {
             "counts": _COUNTS,
             "rate_per_second": {"type": "number"},
             "eta_seconds": {"type": ["number", "null"]},
+            "sms_max_segments": {"type": "integer"},
         },
     },
     "CampaignList": {
@@ -500,6 +508,67 @@ def _document() -> J:
                         "required": True,
                         "content": {
                             "application/x-www-form-urlencoded": {"schema": {"type": "object"}}
+                        },
+                    },
+                )
+            },
+            "/v1/webhooks/email/events": {
+                "post": _op(
+                    "Delivery events from the email relay, signed with HMAC-SHA256 over "
+                    "'<timestamp>.<body>'; refused when the timestamp is over 5 minutes away",
+                    {
+                        "200": {
+                            "description": "How many events came and how many were applied",
+                            "content": _json(
+                                {
+                                    "type": "object",
+                                    "properties": {
+                                        "received": {"type": "integer"},
+                                        "applied": {"type": "integer"},
+                                    },
+                                }
+                            ),
+                        },
+                        "400": _problem("Not a list of events"),
+                        "403": _problem("Bad signature or stale timestamp: nothing changed"),
+                        "404": _problem("Email events are not configured"),
+                    },
+                    params=[
+                        {
+                            "name": name,
+                            "in": "header",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        }
+                        for name in ("X-Notifier-Timestamp", "X-Notifier-Signature")
+                    ],
+                    body={
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["events"],
+                                    "properties": {
+                                        "events": {
+                                            "type": "array",
+                                            "maxItems": 1000,
+                                            "items": {
+                                                "type": "object",
+                                                "required": ["message_id", "event"],
+                                                "properties": {
+                                                    "message_id": {"type": "string"},
+                                                    "event": {
+                                                        "type": "string",
+                                                        "examples": ["delivered", "bounced"],
+                                                    },
+                                                    "reason": {"type": "string"},
+                                                },
+                                            },
+                                        }
+                                    },
+                                }
+                            }
                         },
                     },
                 )

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
+import time
 import uuid
+from typing import Any
 
+import orjson
 from aiohttp import web
 from twilio.request_validator import RequestValidator
 
 from notifier.app import RECEIPTS, SETTINGS
-from notifier.errors import BadRequest, Forbidden
-from notifier.receipts import TWILIO_FINAL, Receipt
+from notifier.errors import BadRequest, Forbidden, NotFound
+from notifier.receipts import EMAIL_FINAL, TWILIO_FINAL, Receipt, parse_message_ref
 
 log = logging.getLogger(__name__)
+
+# A signed email event is accepted for this long after its timestamp (and as long before,
+# for clocks that disagree); an older one is a replay.
+EMAIL_EVENT_WINDOW = 300
+MAX_EMAIL_EVENTS = 1000
 
 
 def public_url(request: web.Request) -> str:
@@ -49,3 +59,67 @@ async def twilio_status(request: web.Request) -> web.Response:
             )
         )
     return web.Response(status=204)
+
+
+def email_signature(secret: str, timestamp: str, body: bytes) -> str:
+    """The X-Notifier-Signature of an email event post: HMAC-SHA256 of the timestamp, a dot
+    and the raw body, keyed with NOTIFIER_EMAIL_WEBHOOK_SECRET, as "sha256=<hex>"."""
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+async def email_events(request: web.Request) -> web.Response:
+    """Delivery events from the email relay (or its adapter), signed and timestamped."""
+    secret = request.app[SETTINGS].email_webhook_secret
+    if not secret:
+        raise NotFound("email events are not configured (NOTIFIER_EMAIL_WEBHOOK_SECRET)")
+    body = await request.read()
+    timestamp = request.headers.get("X-Notifier-Timestamp", "")
+    signature = request.headers.get("X-Notifier-Signature", "")
+    if not hmac.compare_digest(signature, email_signature(secret, timestamp, body)):
+        log.warning("email event refused: bad signature")
+        raise Forbidden("the X-Notifier-Signature does not match")
+    try:
+        age = abs(time.time() - int(timestamp))
+    except ValueError:
+        raise Forbidden("X-Notifier-Timestamp must be Unix seconds") from None
+    if age > EMAIL_EVENT_WINDOW:
+        log.warning("email event refused: outside the time window")
+        raise Forbidden(f"the timestamp is more than {EMAIL_EVENT_WINDOW} s away: a replay?")
+    events = _email_events(body)
+    applied = 0
+    for event in events:
+        found = parse_message_ref(event["message_id"])
+        final = EMAIL_FINAL.get(event["event"])
+        if found is None or final is None:
+            continue  # not one of ours, or nothing final to say
+        reason = event.get("reason")
+        await request.app[RECEIPTS].apply(
+            Receipt(
+                campaign_id=found[0],
+                delivery_id=found[1],
+                status=final,
+                provider_message_id="<" + event["message_id"].strip().strip("<>") + ">",
+                error=f"email {event['event']}: {str(reason)[:200]}" if reason else None,
+            )
+        )
+        applied += 1
+    return web.json_response({"received": len(events), "applied": applied})
+
+
+def _email_events(body: bytes) -> list[dict[str, Any]]:
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise BadRequest("the body is not JSON") from None
+    events = parsed.get("events") if isinstance(parsed, dict) else None
+    if not isinstance(events, list) or len(events) > MAX_EMAIL_EVENTS:
+        raise BadRequest(f'expected {{"events": [...]}} with at most {MAX_EMAIL_EVENTS} events')
+    for event in events:
+        if not (
+            isinstance(event, dict)
+            and isinstance(event.get("message_id"), str)
+            and isinstance(event.get("event"), str)
+        ):
+            raise BadRequest('each event needs a "message_id" and an "event"')
+    return events

@@ -22,7 +22,7 @@ from notifier.sandbox import Sandbox
 # What a delivery may end as, per channel: an email is done once the relay took it, an SMS
 # only once its receipt came.
 TERMINAL = {
-    "email": frozenset({"sent", "failed", "cancelled", "suppressed"}),
+    "email": frozenset({"sent", "delivered", "failed", "cancelled", "suppressed"}),
     "sms": frozenset({"delivered", "failed", "cancelled", "suppressed"}),
 }
 DELIVERED = frozenset({"sent", "delivered"})

@@ -84,6 +84,26 @@ async def test_template_with_undeclared_variable_is_422(api: aiohttp.ClientSessi
     assert any("shoe_size" in e["message"] for e in problem["errors"])
 
 
+async def test_template_naming_a_domain_off_the_allow_list_is_422(
+    api: aiohttp.ClientSession,
+) -> None:
+    body = factories.campaign()
+    body["templates"]["sms"]["ko"]["text"] = (
+        "확인: https://refund-help.example {{ verification_code }}"
+    )
+    body["templates"]["sms"]["en"]["text"] = "Check {{ verify_url }} {{ verification_code }}"
+    async with api.post("/v1/campaigns", json=body) as resp:
+        assert resp.status == 422
+        problem = await resp.json()
+    assert problem["errors"] == [
+        {
+            "field": "templates.sms.ko.text",
+            "message": "names refund-help.example, which is not on the link allow-list "
+            "(NOTIFIER_LINK_DOMAINS)",
+        }
+    ]
+
+
 async def test_channel_without_default_locale_template_is_422(api: aiohttp.ClientSession) -> None:
     body = factories.campaign(default_locale="ja")
     async with api.post("/v1/campaigns", json=body) as resp:
@@ -218,3 +238,11 @@ async def test_verification_is_throttled_per_client(stack: LocalStack) -> None:
     assert statuses[-1] == 429
     assert statuses.count(404) >= limit  # every check within the limit was answered
     assert retry_after is not None and 0 < int(retry_after) <= 60
+
+
+async def test_email_events_are_404_until_a_secret_is_configured(stack: LocalStack) -> None:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(stack.api_url + "/v1/webhooks/email/events", json={"events": []}) as resp,
+    ):
+        assert resp.status == 404

@@ -199,3 +199,40 @@ async def test_transient_errors_fail_after_the_bound(
         items = (await resp.json())["items"]
     assert {d["attempts"] for d in items} == {stack.settings.max_attempts}
     assert all("451" in d["last_error"] for d in items)
+
+
+async def test_an_sms_over_the_segment_budget_fails_with_its_reason(
+    stack: LocalStack, api: aiohttp.ClientSession
+) -> None:
+    body = factories.campaign(channels=["sms"], sms_max_segments=1, variables=["name"])
+    body["templates"]["sms"]["ko"]["text"] = "{{ name }} {{ verification_code }}"
+    cid = (await factories.create_campaign(api, **body))["id"]
+    data = (
+        "external_id,phone,locale,name\n"
+        f"short,{factories.phone(1)},ko,김민준\n"
+        f"long,{factories.phone(2)},ko,{'가' * 80}\n"
+    ).encode()
+    _, result = await factories.upload(api, cid, data)
+    assert result["accepted"] == 2, result
+    await stack.start_inline_worker()
+    await factories.launch(api, cid)
+    final = await factories.wait_for(api, cid, factories.settled)
+    assert final["counts"]["sms"]["delivered"] == 1 and final["counts"]["sms"]["failed"] == 1
+    async with api.get(f"/v1/campaigns/{cid}/deliveries", params={"status": "failed"}) as resp:
+        [failed] = (await resp.json())["items"]
+    assert failed["recipient_external_id"] == "long" and failed["attempts"] == 1
+    assert "2 segments, over the campaign's budget of 1" in failed["last_error"]
+    assert stack.sandbox is not None
+    assert stack.sandbox.inbox.recipients("sms") == [factories.phone(1)]
+
+
+async def test_a_template_over_the_segment_budget_is_422(api: aiohttp.ClientSession) -> None:
+    body = factories.campaign(sms_max_segments=1)
+    body["templates"]["sms"]["ko"]["text"] = "안내 " * 40 + "{{ verification_code }}"
+    async with api.post("/v1/campaigns", json=body) as resp:
+        assert resp.status == 422
+        problem = await resp.json()
+    assert problem["errors"][0]["field"] == "templates.sms.ko.text"
+    assert "takes 2 SMS segments" in problem["errors"][0]["message"]
+    async with api.post("/v1/campaigns", json=factories.campaign(sms_max_segments=11)) as resp:
+        assert resp.status == 422

@@ -15,6 +15,9 @@ import pytest
 from notifier.templates import (
     CompiledCampaign,
     RenderFailed,
+    allowed_domain,
+    check_links,
+    linked_domains,
     resolve_locale,
     sms_segments,
     validate_templates,
@@ -410,3 +413,38 @@ def test_sms_text_keeps_line_feeds_and_drops_other_controls() -> None:
 )
 def test_sms_segments_follow_gsm7_and_ucs2_rules(text: str, segments: int) -> None:
     assert sms_segments(text) == segments
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("Visit https://www.Example.com/help now", ["www.example.com"]),
+        ("write to security@lookalike-help.com", ["lookalike-help.com"]),
+        ("a.b-c.co.kr/path?x=1 and xn--3e0b707e.kr", ["a.b-c.co.kr", "xn--3e0b707e.kr"]),
+        ("쿠팡.한국/확인", ["쿠팡.한국"]),
+        ("e.g. version 2.0, J.R. Smith", []),
+        ("유출되었습니다.확인코드를 보세요", []),
+    ],
+)
+def test_domains_named_in_text_are_found(text: str, found: list[str]) -> None:
+    assert linked_domains(text) == found
+
+
+def test_templates_may_only_name_allowed_domains() -> None:
+    templates = {
+        "email": {
+            "en": {
+                "subject": "Notice from example.com",
+                "text": "Check {{ verify_url }} or https://help.example.com/faq",
+                "html": '<a href="https://examp1e.com/login">Log in</a>',
+            }
+        },
+        "sms": {"en": {"text": "See bit.ly/x {{ verification_code }}"}},
+    }
+    problems = check_links(templates, {"example.com"})
+    assert [(p["field"], p["message"].split(",")[0]) for p in problems] == [
+        ("templates.email.en.html", "names examp1e.com"),
+        ("templates.sms.en.text", "names bit.ly"),
+    ]
+    assert allowed_domain("help.example.com", {"example.com"})
+    assert not allowed_domain("notexample.com", {"example.com"})
