@@ -137,10 +137,15 @@ async def _measure(
         flush=True,
     )
     await services.start(0 if args.skip_dispatch else args.workers)
-    assert services.api is not None and services.sandbox is not None
+    assert services.api is not None
+    assert services.sandbox is not None and services.sandbox_sms is not None
     redis = aioredis.Redis.from_url(backends.redis_url)
     probe = Probe(
-        pids={"api": services.api.pid, "sandbox": services.sandbox.pid},
+        pids={
+            "api": services.api.pid,
+            "sandbox": services.sandbox.pid,
+            "sandbox_sms": services.sandbox_sms.pid,
+        },
         worker_pids={w.name: w.pid for w in services.workers},
         database=backends.database_name,
         redis=redis,
@@ -154,8 +159,9 @@ async def _measure(
                 services.api_url, timeout=timeout, headers={"Authorization": f"Bearer {secret}"}
             ) as api,
             aiohttp.ClientSession(services.sandbox_url, timeout=timeout) as sandbox,
+            aiohttp.ClientSession(services.sandbox_sms_url, timeout=timeout) as sandbox_sms,
         ):
-            h = Harness(services, backends, probe, sampler, api, sandbox)
+            h = Harness(services, backends, probe, sampler, api, sandbox, sandbox_sms)
             results["phases"], results["checks"] = h.phases, h.checks
             await asyncio.sleep(1.0)  # a first sample: the baseline
             both_id = None

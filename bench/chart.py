@@ -12,7 +12,7 @@ matplotlib.use("Agg")  # files only, no display
 
 import matplotlib.pyplot as plt  # after use(): the backend must be chosen first
 
-_CPU_ROLES = ("workers", "api", "sandbox", "postgres", "redis_server")
+_CPU_ROLES = ("workers", "api", "sandbox", "sandbox_sms", "postgres", "redis_server")
 _COLORS = {"email": "tab:blue", "sms": "tab:orange"}
 
 

@@ -65,9 +65,9 @@ async def run(
         seconds = time.perf_counter() - started
         cpu_end = await h.probe.cpu()
     await _settle(h, campaign_id, state)
-    stats = await h.sandbox_get("/_sandbox/stats")
+    stats = await h.sandbox_stats()
     window = h.sampler.window(phase["start"], phase["end"])
-    names = ["api", "sandbox", *h.probe.worker_pids]
+    names = ["api", "sandbox", "sandbox_sms", *h.probe.worker_pids]
     cpu = cpu_end.since(cpu_start)
     used = cpu["cpu_seconds"]
     result: dict[str, Any] = {
@@ -126,7 +126,7 @@ def _sending_seconds(
 
 
 def _busy(cpu: dict[str, Any]) -> str:
-    shown = ("workers", "api", "sandbox", "postgres", "redis_server", "bench")
+    shown = ("workers", "api", "sandbox", "sandbox_sms", "postgres", "redis_server", "bench")
     return ", ".join(f"{k} {cpu['cores_busy'].get(k, 0):.2f}" for k in shown)
 
 
@@ -212,9 +212,7 @@ async def _mismatched_contacts(h: Harness, campaign_id: str, channel: str) -> in
         await conn.close()
     offset = 0
     while True:
-        page = await h.sandbox_get(
-            "/_sandbox/messages", channel=channel, offset=offset, limit=SANDBOX_PAGE
-        )
+        page = await h.sandbox_get("/_sandbox/messages", channel, offset=offset, limit=SANDBOX_PAGE)
         if not page:
             break
         for message in page:

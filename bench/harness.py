@@ -56,6 +56,7 @@ class Harness:
     sampler: Sampler
     api: aiohttp.ClientSession
     sandbox: aiohttp.ClientSession
+    sandbox_sms: aiohttp.ClientSession
     phases: list[dict[str, Any]] = field(default_factory=list)
     checks: list[dict[str, Any]] = field(default_factory=list)
 
@@ -109,11 +110,24 @@ class Harness:
         )
         return result, time.perf_counter() - started
 
-    async def sandbox_get(self, path: str, **params: str | int) -> Any:
-        async with self.sandbox.get(path, params=params) as resp:
+    def _sandbox_for(self, channel: str) -> aiohttp.ClientSession:
+        """Email lives in one sandbox process, SMS in the other."""
+        return self.sandbox_sms if channel == "sms" else self.sandbox
+
+    async def sandbox_get(self, path: str, channel: str, **params: str | int) -> Any:
+        async with self._sandbox_for(channel).get(
+            path, params={"channel": channel, **params}
+        ) as resp:
             resp.raise_for_status()
             return orjson.loads(await resp.read())
 
+    async def sandbox_stats(self) -> dict[str, Any]:
+        """Both processes' stats as one: each channel from its own process."""
+        email = await self.sandbox_get("/_sandbox/stats", "email")
+        sms = await self.sandbox_get("/_sandbox/stats", "sms")
+        return {**sms, "email": email["email"], "sms": sms["sms"]}
+
     async def sandbox_reset(self) -> None:
-        async with self.sandbox.post("/_sandbox/reset") as resp:
-            resp.raise_for_status()
+        for session in (self.sandbox, self.sandbox_sms):
+            async with session.post("/_sandbox/reset") as resp:
+                resp.raise_for_status()

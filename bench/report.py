@@ -224,6 +224,7 @@ _CPU_COLUMNS = (
     "workers",
     "api",
     "sandbox",
+    "sandbox_sms",
     "postgres",
     "postgres_background",
     "redis_server",

@@ -146,11 +146,14 @@ class Services:
 
     settings: Settings
     workdir: Path
-    sandbox: Child | None = None
+    sandbox: Child | None = None  # the SMTP side: email goes here
+    sandbox_sms: Child | None = None  # the Twilio side: SMS and their callbacks
     api: Child | None = None
     workers: list[Child] = field(default_factory=list)
     api_url: str = ""
     sandbox_url: str = ""
+    sandbox_sms_url: str = ""
+    _ports: list[int] = field(default_factory=list)
 
     def configure(self, database_url: str, redis_url: str, rate: float) -> None:
         """The settings every service process gets (the ports are chosen at start)."""
@@ -169,17 +172,19 @@ class Services:
 
     def _pick_ports(self) -> None:
         ports: list[int] = []
-        while len(ports) < 3:
+        while len(ports) < 5:
             if (port := free_port()) not in ports:
                 ports.append(port)
-        smtp_port, http_port, api_port = ports
+        self._ports = ports
+        smtp_port, http_port, _, sms_port, api_port = ports
         self.sandbox_url = f"http://127.0.0.1:{http_port}"
+        self.sandbox_sms_url = f"http://127.0.0.1:{sms_port}"
         self.api_url = f"http://127.0.0.1:{api_port}"
         self.settings = self.settings.replace(
             api_port=api_port,
             public_base_url=self.api_url,
             smtp_port=smtp_port,
-            twilio_base_url=self.sandbox_url,
+            twilio_base_url=self.sandbox_sms_url,
         )
 
     async def _spawn(self, name: str, *args: str) -> Child:
@@ -221,15 +226,21 @@ class Services:
         Ports are chosen free, but another process may take one first: then try again."""
         for attempt in range(3):
             self._pick_ports()
-            smtp, http = str(self.settings.smtp_port), self.sandbox_url.rsplit(":", 1)[1]
+            smtp, http, spare, sms = (str(p) for p in self._ports[:4])
             # No message texts kept: the checks need only who received what, and the
-            # sandbox's memory then stays small at a million messages.
+            # sandbox's memory then stays small at a million messages. One sandbox process
+            # per protocol: in one process, thousands of SMS callbacks a second slow every
+            # SMTP round trip, and email (four round trips a message) starves.
             self.sandbox = await self._spawn(
                 "sandbox", "sandbox", "--smtp-port", smtp, "--http-port", http, "--no-bodies"
+            )
+            self.sandbox_sms = await self._spawn(
+                "sandbox-sms", "sandbox", "--smtp-port", spare, "--http-port", sms, "--no-bodies"
             )
             self.api = await self._spawn("api", "api")
             try:
                 await self._wait_http(self.sandbox, self.sandbox_url + "/_sandbox/stats")
+                await self._wait_http(self.sandbox_sms, self.sandbox_sms_url + "/_sandbox/stats")
                 await self._wait_http(self.api, self.api_url + "/healthz")
                 break
             except PortTaken:
@@ -275,7 +286,9 @@ class Services:
         self.check_alive()
 
     def children(self) -> list[Child]:
-        return [c for c in (self.sandbox, self.api, *self.workers) if c is not None]
+        return [
+            c for c in (self.sandbox, self.sandbox_sms, self.api, *self.workers) if c is not None
+        ]
 
     def check_alive(self) -> None:
         """Raise, with the end of its log, if a service process has exited."""
@@ -287,7 +300,7 @@ class Services:
 
     async def stop(self) -> None:
         """Workers first (they finish their batches), then the API, then the sandbox."""
-        for group in (self.workers, [self.api], [self.sandbox]):
+        for group in (self.workers, [self.api], [self.sandbox, self.sandbox_sms]):
             alive = [c for c in group if c is not None and c.proc.returncode is None]
             for child in alive:
                 with contextlib.suppress(ProcessLookupError):
@@ -300,7 +313,7 @@ class Services:
                         child.proc.kill()
                     await child.proc.wait()
         self.workers.clear()
-        self.api = self.sandbox = None
+        self.api = self.sandbox = self.sandbox_sms = None
 
 
 def make_workdir() -> Path:

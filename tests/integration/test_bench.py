@@ -124,7 +124,13 @@ async def test_the_benchmark_runs_and_its_counts_add_up(
         assert run["each_recipient_once"]
         assert run["status_latency_ms"]["polls"] == len(run["status_latencies_ms"]) > 0
         assert run["worker_cpu_us_per_delivery"] > 0
-        assert set(run["memory"]) >= {"api", "sandbox", "worker-1", "redis_used_memory"}
+        assert set(run["memory"]) >= {
+            "api",
+            "sandbox",
+            "sandbox_sms",
+            "worker-1",
+            "redis_used_memory",
+        }
     assert all(check["ok"] for check in results["checks"])
     assert {t["metric"] for t in results["targets"]} >= {"import rate", "status poll p99"}
     assert "met" in out.decode()
@@ -161,7 +167,7 @@ async def test_an_interrupted_benchmark_stops_what_it_started(
             if found := re.search(rb"database (notifier_bench_\w+)", line):
                 database = found.group(1).decode()
     children = psutil.Process(proc.pid).children()
-    assert len(children) == 3  # sandbox, API, worker
+    assert len(children) == 4  # the two sandbox processes, the API, a worker
     proc.send_signal(signal.SIGINT)
     rest, _ = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 130, (output + rest).decode()
