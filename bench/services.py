@@ -140,6 +140,9 @@ class Child:
         return "\n".join(text.splitlines()[-lines:])
 
 
+CALLBACK_CONCURRENCY = 128
+
+
 @dataclass
 class Services:
     """The sandbox, the API and the workers as separate `python -m notifier` processes."""
@@ -234,8 +237,18 @@ class Services:
             self.sandbox = await self._spawn(
                 "sandbox", "sandbox", "--smtp-port", smtp, "--http-port", http, "--no-bodies"
             )
+            # Callbacks come many at a time, as from Twilio: with few in flight, each one's
+            # wait for its receipt's write would pace the run, not the service's capacity.
             self.sandbox_sms = await self._spawn(
-                "sandbox-sms", "sandbox", "--smtp-port", spare, "--http-port", sms, "--no-bodies"
+                "sandbox-sms",
+                "sandbox",
+                "--smtp-port",
+                spare,
+                "--http-port",
+                sms,
+                "--no-bodies",
+                "--callback-concurrency",
+                str(CALLBACK_CONCURRENCY),
             )
             self.api = await self._spawn("api", "api")
             try:

@@ -96,6 +96,7 @@ def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
                 settings.twilio_auth_token,
                 keep_bodies=not args.no_bodies,
                 interim_callbacks=not args.final_callbacks_only,
+                callback_concurrency=args.callback_concurrency,
             )
         )
     return 0
@@ -282,6 +283,12 @@ def parser() -> argparse.ArgumentParser:
     sb.add_argument("--host", default="127.0.0.1")
     sb.add_argument("--smtp-port", type=int, default=2525)
     sb.add_argument("--http-port", type=int, default=8025)
+    sb.add_argument(
+        "--callback-concurrency",
+        type=int,
+        default=32,
+        help="status callbacks posted at once (Twilio itself posts many more)",
+    )
     sb.add_argument(
         "--no-bodies",
         action="store_true",

@@ -207,6 +207,7 @@ async def serve(
     keep_bodies: bool = True,
     allow_remote_callbacks: bool | None = None,
     interim_callbacks: bool = True,
+    callback_concurrency: int = 32,
 ) -> None:
     """Run the sandbox until cancelled (the `notifier sandbox` command).
 
@@ -225,6 +226,7 @@ async def serve(
         callback_delay=callback_delay,
         keep_bodies=keep_bodies,
         allow_remote_callbacks=allow_remote_callbacks,
+        callback_concurrency=callback_concurrency,
     )
     sandbox.faults.sms_interim_callbacks = interim_callbacks
     await sandbox.start()
