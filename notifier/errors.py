@@ -65,6 +65,14 @@ class Conflict(NotifierError):
     type_slug = "conflict"
 
 
+class RequestTimeout(NotifierError):
+    """The client stopped sending the request body."""
+
+    status = 408
+    title = "Request timeout"
+    type_slug = "request-timeout"
+
+
 class PayloadTooLarge(NotifierError):
     """The request body is larger than this endpoint accepts."""
 

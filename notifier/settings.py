@@ -28,6 +28,7 @@ class Settings:
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     api_drain_seconds: float = 300.0
+    upload_idle_seconds: float = 60.0
     public_base_url: str = "http://127.0.0.1:8080"
 
     smtp_host: str = "127.0.0.1"

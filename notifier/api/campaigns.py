@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,7 +14,7 @@ from notifier.api import params
 from notifier.api.idempotency import BODY_DIGEST
 from notifier.app import KEY, POOL, REDIS, SETTINGS, Handler, json_response, read_json, requires
 from notifier.campaigns import Campaign
-from notifier.errors import UnsupportedMediaType
+from notifier.errors import RequestTimeout, UnsupportedMediaType
 
 UPLOAD_TYPES = {
     "text/csv": "csv",
@@ -83,8 +84,19 @@ async def list_(request: web.Request) -> web.Response:
 
 
 async def _chunks(request: web.Request) -> AsyncIterator[bytes]:
+    """The upload's body as it arrives. A client that sends nothing for
+    NOTIFIER_UPLOAD_IDLE_SECONDS is cut off (408): an upload holds a transaction open, and a
+    stalled one must not hold it for ever."""
     digest = request.get(BODY_DIGEST)  # set when an Idempotency-Key needs the body's hash
-    async for chunk in request.content.iter_any():
+    idle = request.app[SETTINGS].upload_idle_seconds
+    while True:
+        try:
+            async with asyncio.timeout(idle):
+                chunk = await request.content.readany()
+        except TimeoutError:
+            raise RequestTimeout(f"nothing of the upload arrived for {idle:g} s") from None
+        if not chunk:
+            return
         if digest is not None:
             digest.update(chunk)
         yield chunk

@@ -357,6 +357,7 @@ def _document() -> J:
                         "400": _problem("Malformed file: nothing imported"),
                         "404": _problem("No such campaign"),
                         "409": _problem("The campaign is not a draft"),
+                        "408": _problem("The client stopped sending: nothing imported"),
                         "415": _problem("Not CSV or NDJSON"),
                     },
                     scope="campaigns:write",

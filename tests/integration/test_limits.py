@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+
 import aiohttp
 import asyncpg
 import pytest
@@ -9,11 +12,12 @@ import pytest
 from notifier import keys
 from notifier.settings import Settings
 from notifier.stack import LocalStack
+from tests import factories
 
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    return settings.replace(key_requests_per_minute=5)
+    return settings.replace(key_requests_per_minute=5, upload_idle_seconds=1.0)
 
 
 async def test_a_key_over_its_rate_gets_429_with_retry_after_and_others_do_not(
@@ -61,3 +65,21 @@ async def test_the_docs_page_sends_security_headers(stack: LocalStack) -> None:
         assert "default-src 'none'" in resp.headers["Content-Security-Policy"]
         assert resp.headers["X-Content-Type-Options"] == "nosniff"
         assert resp.headers["X-Frame-Options"] == "DENY"
+
+
+async def test_a_stalled_upload_is_cut_off_with_408_and_imports_nothing(
+    stack: LocalStack, api: aiohttp.ClientSession
+) -> None:
+    cid = (await factories.create_campaign(api))["id"]
+
+    async def stalls() -> AsyncIterator[bytes]:
+        yield b"external_id,email,phone,locale,name\nacct-1,a1@example.com,,ko,A\n"
+        await asyncio.sleep(5)  # longer than the limit set for this module
+        yield b"acct-2,a2@example.com,,ko,B\n"
+
+    async with api.post(
+        f"/v1/campaigns/{cid}/recipients", data=stalls(), headers={"Content-Type": "text/csv"}
+    ) as resp:
+        assert resp.status == 408
+        assert "nothing of the upload arrived" in (await resp.json())["detail"]
+    assert (await factories.get_campaign(api, cid))["recipients"] == 0
