@@ -118,29 +118,24 @@ async def _link(deps: Deps, campaign_id: uuid.UUID, channel: str) -> tuple[str, 
     messages, failed = _render(deps, campaign, channel, rows)
     results = await _send(deps, campaign_id, channel, buckets, messages)
     results.extend(failed)
-    await _record(deps, campaign_id, claim, rows, results)
-    if channel == Channel.EMAIL and campaign.fallback.get("email_failed") == "sms":
-        await _fall_back(deps, campaign_id, results)
+    falls_back = channel == Channel.EMAIL and campaign.fallback.get("email_failed") == "sms"
+    fallback = _fallback_candidates(results) if falls_back else []
+    if await _record(deps, campaign_id, claim, rows, results, fallback):
+        # Recipients whose email failed for good now have an SMS: make sure SMS chains run.
+        await chains.ensure(
+            deps.redis, str(campaign_id), [Channel.SMS], deps.settings.chains_per_channel
+        )
     return f"sent batch of {len(rows)}", 0.0
 
 
-async def _fall_back(deps: Deps, campaign_id: uuid.UUID, results: list[SendResult]) -> None:
-    """Give recipients whose email failed for good an SMS, and make sure SMS chains run."""
-    failed = [
+def _fallback_candidates(results: list[SendResult]) -> list[int]:
+    """Deliveries whose email may have failed for good in this batch (the SQL keeps only
+    those that did)."""
+    return [
         r.delivery_id
         for r in results
         if r.outcome in (Outcome.PERMANENT, Outcome.TRANSIENT, Outcome.UNCERTAIN)
     ]
-    if not failed:
-        return
-    async with deps.pool.acquire() as conn:
-        added = await conn.fetchval(
-            queries["add_fallback"], campaign_id, failed, random.randrange(16)
-        )
-    if added:
-        await chains.ensure(
-            deps.redis, str(campaign_id), [Channel.SMS], deps.settings.chains_per_channel
-        )
 
 
 async def _idle(conn: Conn, campaign_id: uuid.UUID, channel: str) -> tuple[str, float | None]:
@@ -271,8 +266,12 @@ async def _record(
     claim: uuid.UUID,
     rows: Sequence[asyncpg.Record],
     results: list[SendResult],
-) -> None:
-    """Write every outcome in one statement, retrying while the database is unreachable."""
+    fallback: list[int],
+) -> int:
+    """Write every outcome in one statement, retrying while the database is unreachable,
+    and in the same transaction give the `fallback` candidates whose email failed for good
+    their SMS: with a gap between the two, the campaign could be found finished in it and
+    those SMS never sent. Returns how many fallback SMS were added."""
     attempts = {r["id"]: r["attempts"] for r in rows}
     retry_in = [
         (r.retry_after or 1.0)
@@ -296,9 +295,14 @@ async def _record(
     deadline = time.monotonic() + RECORD_RETRY_SECONDS
     while True:
         try:
-            async with deps.pool.acquire() as conn:
+            async with deps.pool.acquire() as conn, conn.transaction():
                 await conn.fetch(queries["record_results"], *args)
-            return
+                if not fallback:
+                    return 0
+                added = await conn.fetchval(
+                    queries["add_fallback"], campaign_id, fallback, random.randrange(16)
+                )
+                return int(added or 0)
         except DATABASE_DOWN:
             if time.monotonic() > deadline:
                 raise
