@@ -157,27 +157,30 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
 
 
 async def _throttle_key(request: web.Request, key_id: uuid.UUID) -> None:
-    """Each key's requests per minute, counted in a one-minute window shared by every API
-    process; past NOTIFIER_KEY_REQUESTS_PER_MINUTE the answer is 429 with Retry-After. With
-    Redis unreachable the request goes through: the limit protects, it must not block."""
+    """Each key's requests per minute; past NOTIFIER_KEY_REQUESTS_PER_MINUTE, 429."""
     limit = request.app[SETTINGS].key_requests_per_minute
-    if limit <= 0:
-        return
+    if limit > 0:
+        await per_minute(
+            request, f"key:{key_id}", limit, f"at most {limit} requests a minute with one key"
+        )
+
+
+async def per_minute(request: web.Request, subject: str, limit: int, refusal: str) -> None:
+    """Count one request of `subject` in the current one-minute window, shared by every API
+    process through Redis; past `limit`, 429 with Retry-After until the window ends. With
+    Redis unreachable the request goes through: a limit protects, it must not block."""
     now = time.time()
-    counter = f"notifier:rate:key:{key_id}:{int(now // 60)}"
+    counter = f"notifier:rate:{subject}:{int(now // 60)}"
     try:
         async with request.app[REDIS].pipeline(transaction=True) as pipe:
             pipe.incr(counter)
             pipe.expire(counter, 60)
             count, _ = await pipe.execute()
     except (OSError, RedisError):
-        log.warning("per-key rate limit unavailable; allowing the request")
+        log.warning("rate limit unavailable; allowing the request")
         return
     if count > limit:
-        raise TooManyRequests(
-            f"at most {limit} requests a minute with one key",
-            retry_after=max(1, 60 - int(now) % 60),
-        )
+        raise TooManyRequests(refusal, retry_after=max(1, 60 - int(now) % 60))
 
 
 async def read_json(request: web.Request) -> Any:

@@ -5,16 +5,14 @@ from __future__ import annotations
 import hashlib
 import html
 import logging
-import time
 
 import orjson
 from aiohttp import web
-from redis.exceptions import RedisError
 
 from notifier import deliveries
 from notifier.api.openapi import document
-from notifier.app import POOL, REDIS, SETTINGS, json_response
-from notifier.errors import NotFound, TooManyRequests
+from notifier.app import POOL, REDIS, SETTINGS, json_response, per_minute
+from notifier.errors import NotFound
 
 log = logging.getLogger(__name__)
 
@@ -79,22 +77,10 @@ async def _throttle(request: web.Request) -> None:
     """A fixed one-minute window per client, so that codes cannot be enumerated. The client
     address is kept in Redis only as a truncated hash, and only for that minute."""
     limit = request.app[SETTINGS].verify_per_minute
-    window = int(time.time() // 60)
     client = hashlib.sha256((request.remote or "").encode()).hexdigest()[:16]
-    key = f"notifier:verify:{client}:{window}"
-    try:
-        async with request.app[REDIS].pipeline(transaction=True) as pipe:
-            pipe.incr(key)
-            pipe.expire(key, 60)
-            count, _ = await pipe.execute()
-    except (OSError, RedisError):
-        log.warning("verify rate limit unavailable; allowing the request")
-        return
-    if count > limit:
-        raise TooManyRequests(
-            f"at most {limit} checks a minute from one client",
-            retry_after=60 - int(time.time()) % 60,
-        )
+    await per_minute(
+        request, f"verify:{client}", limit, f"at most {limit} checks a minute from one client"
+    )
 
 
 async def verify(request: web.Request) -> web.Response:
