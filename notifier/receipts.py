@@ -12,9 +12,10 @@ import contextlib
 import logging
 import random
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from notifier.db import Pool, queries
+from notifier.db import Conn, Pool, queries
 from notifier.models import DeliveryStatus
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,27 @@ class Receipt:
     error: str | None
 
 
+async def store_receipts(conn: Conn, receipts: Iterable[Receipt]) -> None:
+    """Apply receipts, one statement per campaign so that each reads only its own partition;
+    the first receipt for a delivery wins, a later one is a replay."""
+    first: dict[tuple[uuid.UUID, int], Receipt] = {}
+    for receipt in receipts:
+        first.setdefault((receipt.campaign_id, receipt.delivery_id), receipt)
+    by_campaign: dict[uuid.UUID, list[Receipt]] = {}
+    for receipt in first.values():
+        by_campaign.setdefault(receipt.campaign_id, []).append(receipt)
+    for campaign_id, rows in by_campaign.items():
+        await conn.fetchval(
+            queries["apply_receipts"],
+            campaign_id,
+            [r.delivery_id for r in rows],
+            [str(r.status) for r in rows],
+            [r.provider_message_id for r in rows],
+            [r.error for r in rows],
+            random.randrange(16),
+        )
+
+
 class ReceiptWriter:
     """Collects receipts for up to 2 ms (longer while a write is running) and writes them in one
     statement."""
@@ -111,26 +133,9 @@ class ReceiptWriter:
     async def _flush(self) -> None:
         batch = self._waiting[: self._max_batch]
         del self._waiting[: self._max_batch]
-        # The first receipt for a delivery in a batch wins; a later one is a replay.
-        first: dict[tuple[uuid.UUID, int], Receipt] = {}
-        for receipt, _ in batch:
-            first.setdefault((receipt.campaign_id, receipt.delivery_id), receipt)
-        by_campaign: dict[uuid.UUID, list[Receipt]] = {}
-        for receipt in first.values():
-            by_campaign.setdefault(receipt.campaign_id, []).append(receipt)
         try:
             async with self._pool.acquire() as conn:
-                # One statement per campaign, so that each reads only its own partition.
-                for campaign_id, rows in by_campaign.items():
-                    await conn.fetchval(
-                        queries["apply_receipts"],
-                        campaign_id,
-                        [r.delivery_id for r in rows],
-                        [str(r.status) for r in rows],
-                        [r.provider_message_id for r in rows],
-                        [r.error for r in rows],
-                        random.randrange(16),
-                    )
+                await store_receipts(conn, (receipt for receipt, _ in batch))
         except Exception as exc:  # whatever it was, the writer itself must live on
             log.warning(
                 "receipts not stored; the provider will retry",

@@ -19,7 +19,7 @@ from notifier import chains
 from notifier.campaigns import Campaign
 from notifier.db import queries
 from notifier.models import CampaignState
-from notifier.receipts import TWILIO_FINAL
+from notifier.receipts import TWILIO_FINAL, Receipt, store_receipts
 
 log = logging.getLogger(__name__)
 
@@ -80,33 +80,27 @@ async def recover_receipts(deps: Any) -> int:
     if not rows:
         return 0
     answers = await asyncio.gather(*(fetch(r["provider_message_id"]) for r in rows))
-    final: dict[uuid.UUID, list[tuple[int, str, str, str | None]]] = {}
+    final: list[Receipt] = []
     unsettled: dict[uuid.UUID, list[int]] = {}
     for row, answer in zip(rows, answers, strict=True):
         status = TWILIO_FINAL.get(answer[0]) if answer is not None else None
         if status is None or answer is None:
             unsettled.setdefault(row["campaign_id"], []).append(row["id"])
             continue
-        error = f"twilio {answer[1]}" if answer[1] else None
-        final.setdefault(row["campaign_id"], []).append(
-            (row["id"], str(status), row["provider_message_id"], error)
-        )
-    stored = 0
-    async with deps.pool.acquire() as conn:
-        for campaign_id, items in final.items():
-            ids, statuses, sids, errors = (list(column) for column in zip(*items, strict=True))
-            await conn.fetchval(
-                queries["apply_receipts"],
-                campaign_id,
-                ids,
-                statuses,
-                sids,
-                errors,
-                random.randrange(16),
+        final.append(
+            Receipt(
+                campaign_id=row["campaign_id"],
+                delivery_id=row["id"],
+                status=status,
+                provider_message_id=row["provider_message_id"],
+                error=f"twilio {answer[1]}" if answer[1] else None,
             )
-            stored += len(items)
+        )
+    async with deps.pool.acquire() as conn:
+        await store_receipts(conn, final)
         for campaign_id, ids in unsettled.items():
             await conn.execute(queries["mark_receipts_checked"], campaign_id, ids)
+    stored = len(final)
     if stored:
         log.info("receipts fetched from the provider", extra={"n": stored})
     return stored

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -87,14 +88,14 @@ async def email_events(request: web.Request) -> web.Response:
         log.warning("email event refused: outside the time window")
         raise Forbidden(f"the timestamp is more than {EMAIL_EVENT_WINDOW} s away: a replay?")
     events = _email_events(body)
-    applied = 0
+    receipts = []
     for event in events:
         found = parse_message_ref(event["message_id"])
         final = EMAIL_FINAL.get(event["event"])
         if found is None or final is None:
             continue  # not one of ours, or nothing final to say
         reason = event.get("reason")
-        await request.app[RECEIPTS].apply(
+        receipts.append(
             Receipt(
                 campaign_id=found[0],
                 delivery_id=found[1],
@@ -103,8 +104,10 @@ async def email_events(request: web.Request) -> web.Response:
                 error=f"email {event['event']}: {str(reason)[:200]}" if reason else None,
             )
         )
-        applied += 1
-    return web.json_response({"received": len(events), "applied": applied})
+    # Handed over together, so that one post's events share one write.
+    writer = request.app[RECEIPTS]
+    await asyncio.gather(*(writer.apply(r) for r in receipts))
+    return web.json_response({"received": len(events), "applied": len(receipts)})
 
 
 def _email_events(body: bytes) -> list[dict[str, Any]]:
