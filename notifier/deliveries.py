@@ -23,6 +23,7 @@ REPORT_COLUMNS = (
     "delivered_at",
     "failed_at",
     "updated_at",
+    "ledger_chain",
     "ledger_seq",
     "ledger_hash",
 )

@@ -12,10 +12,10 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from twilio.request_validator import RequestValidator
 
 from notifier.app import RECEIPTS, SETTINGS
 from notifier.errors import BadRequest, Forbidden, NotFound
+from notifier.providers.twilio import callback_signed
 from notifier.receipts import EMAIL_FINAL, TWILIO_FINAL, Receipt, parse_message_ref
 
 log = logging.getLogger(__name__)
@@ -35,9 +35,9 @@ def public_url(request: web.Request) -> str:
 async def twilio_status(request: web.Request) -> web.Response:
     form = await request.post()
     fields = {k: str(v) for k, v in form.items()}
-    validator = RequestValidator(request.app[SETTINGS].twilio_auth_token)
+    token = request.app[SETTINGS].twilio_auth_token
     signature = request.headers.get("X-Twilio-Signature", "")
-    if not validator.validate(public_url(request), fields, signature):
+    if not callback_signed(public_url(request), fields, token, signature):
         log.warning("twilio callback refused: bad signature")
         raise Forbidden("the X-Twilio-Signature does not match")
     try:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
 import ipaddress
 import itertools
 import logging
@@ -16,6 +13,7 @@ from dataclasses import dataclass
 import aiohttp
 import yarl
 
+from notifier.providers.twilio import callback_signature
 from notifier.sandbox.faults import Faults
 from notifier.sandbox.http import FormPoster, HttpError
 
@@ -23,14 +21,6 @@ log = logging.getLogger(__name__)
 
 _LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain"})
 _TOKEN_PREFIX = secrets.token_hex(8)
-
-
-def sign(url: str, params: Mapping[str, str], auth_token: str) -> str:
-    """Twilio's X-Twilio-Signature: base64 HMAC-SHA1 of the URL followed by each POST
-    parameter's name and value, sorted by name, keyed with the account's auth token."""
-    payload = url + "".join(name + params[name] for name in sorted(params))
-    digest = hmac.new(auth_token.encode(), payload.encode(), hashlib.sha1).digest()
-    return base64.b64encode(digest).decode()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -149,7 +139,7 @@ class StatusCallbacks:
             return
         assert self._session is not None
         headers = {
-            "X-Twilio-Signature": sign(url, params, self.auth_token),
+            "X-Twilio-Signature": callback_signature(url, params, self.auth_token),
             "I-Twilio-Idempotency-Token": f"{_TOKEN_PREFIX}-{next(self._tokens)}",
         }
         plain = url.startswith("http://")

@@ -7,8 +7,8 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10::jsonb, $11, $12)
 RETURNING *
 
 -- create_partitions --
--- One partition per campaign of every per-campaign table.
-SELECT create_campaign_partitions($1)
+-- One partition per campaign of every per-campaign table, and the ledger's chains.
+SELECT create_campaign_partitions($1), open_ledger_chains($1)
 
 -- get_campaign --
 -- One campaign by id.

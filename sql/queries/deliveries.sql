@@ -279,18 +279,18 @@ LIMIT $5
 
 -- report_rows --
 -- Every delivery of a campaign with its final status, the time of each transition, and
--- the ledger link of its latest event (its position and hash in the campaign's chain).
+-- the ledger link of its latest event (its chain, position and hash in the campaign's ledger).
 SELECT r.external_id, d.channel, d.status, d.attempts, d.provider_message_id,
        d.last_error, d.possible_duplicate, c.launched_at AS queued_at, d.sent_at,
-       d.delivered_at, d.failed_at, d.updated_at, e.seq AS ledger_seq,
+       d.delivered_at, d.failed_at, d.updated_at, e.shard AS ledger_chain, e.seq AS ledger_seq,
        encode(e.hash, 'hex') AS ledger_hash
 FROM deliveries d
 JOIN recipients r ON r.campaign_id = d.campaign_id AND r.id = d.recipient_id
 JOIN campaigns c ON c.id = d.campaign_id
 LEFT JOIN LATERAL (
-    SELECT seq, hash FROM delivery_events
+    SELECT shard, seq, hash FROM delivery_events
     WHERE campaign_id = d.campaign_id AND delivery_id = d.id AND seq IS NOT NULL
-    ORDER BY seq DESC LIMIT 1
+    ORDER BY at DESC, seq DESC LIMIT 1
 ) AS e ON true
 WHERE d.campaign_id = $1
 ORDER BY d.id

@@ -10,7 +10,7 @@ from twilio.request_validator import RequestValidator
 from notifier.providers import Outcome, scrub
 from notifier.providers import smtp as smtp_provider
 from notifier.providers import twilio as twilio_provider
-from notifier.sandbox.callbacks import sign
+from notifier.providers.twilio import callback_signature, callback_signed
 from notifier.sandbox.faults import Faults
 from notifier.sandbox.twilio import segments
 
@@ -116,12 +116,36 @@ def test_message_id_is_found_in_the_header_only(data: bytes, expected: str | Non
 def test_callback_signature_matches_twilio_validator() -> None:
     url = "https://notifier.example.com/webhooks/twilio?campaign=7"
     params = {"MessageSid": "SM" + "a" * 32, "MessageStatus": "delivered", "To": "+15005550006"}
-    signature = sign(url, params, "token")
+    signature = callback_signature(url, params, "token")
 
     validator = RequestValidator("token")
     assert signature == validator.compute_signature(url, params)
     assert validator.validate(url, params, signature)
     assert not validator.validate(url, params | {"MessageStatus": "failed"}, signature)
+
+
+@pytest.mark.parametrize(
+    ("signed_url", "checked_url"),
+    [
+        ("https://n.example.com/w?c=1", "https://n.example.com/w?c=1"),
+        ("https://n.example.com:443/w?c=1", "https://n.example.com/w?c=1"),
+        ("https://n.example.com/w?c=1", "https://n.example.com:443/w?c=1"),
+        ("http://127.0.0.1:8080/w", "http://127.0.0.1:8080/w"),
+        ("http://127.0.0.1/w", "http://127.0.0.1:80/w"),
+    ],
+)
+def test_callback_check_agrees_with_twilio_validator(signed_url: str, checked_url: str) -> None:
+    params = {"MessageSid": "SM" + "b" * 32, "MessageStatus": "sent", "Body": "한국어 é"}
+    signature = RequestValidator("token").compute_signature(signed_url, params)
+
+    assert RequestValidator("token").validate(checked_url, params, signature)
+    assert callback_signed(checked_url, params, "token", signature)
+    assert not callback_signed(checked_url, params, "other-token", signature)
+    changed = params | {"MessageStatus": "failed"}
+    assert not callback_signed(checked_url, changed, "token", signature)
+    assert not callback_signed(checked_url + "&x=1", params, "token", signature)
+    assert not callback_signed(checked_url, params, "token", "")
+    assert not callback_signed(checked_url, params, "token", signature[:-2])
 
 
 def test_fault_rates_are_exact_and_spread_evenly() -> None:
