@@ -31,6 +31,7 @@ from bench.harness import BenchError, Harness
 from bench.probes import Probe, Sampler
 from bench.services import Backends, Services, make_workdir, remove_workdir
 from bench.upload import BOTH, timed_import
+from notifier.sealing import with_local_keys
 from notifier.settings import Settings
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
@@ -219,7 +220,7 @@ async def bench(args: argparse.Namespace, workdir: Path) -> int:
     task = asyncio.current_task()
     assert task is not None
     loop.add_signal_handler(signal.SIGTERM, task.cancel)
-    settings = Settings.from_env()
+    settings = with_local_keys(Settings.from_env())
     backends = Backends(settings, workdir)
     services = Services(settings, workdir)
     started = time.monotonic()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -19,13 +20,13 @@ from bench.accounts import AccountsFile
 from bench.harness import BenchError, Harness, percentile
 from bench.probes import memory_summary
 from bench.upload import check_upload
+from notifier.sealing import Sealer
 
 POLL_SECONDS = 0.5
 STALL_SECONDS = 180.0
 SETTLE_SECONDS = 60.0
 SANDBOX_PAGE = 50_000
 IN_FLIGHT = {"email": ("pending", "sending"), "sms": ("pending", "sending", "sent")}
-CONTACT_COLUMN = {"email": "email", "sms": "phone"}
 
 
 def progress(counts: dict[str, dict[str, int]], channels: Sequence[str]) -> tuple[int, int]:
@@ -151,7 +152,7 @@ async def _poll(
         latencies.append((now - sent_at) * 1000)
         done, total = progress(state["counts"], channels)
         timeline.append((now - started, done))
-        if total and done == total:
+        if total and done == total and not state["preparing"]:
             return total, state
         if done != last_done:
             last_change, last_done = now, done
@@ -199,15 +200,20 @@ async def _mismatched_contacts(h: Harness, campaign_id: str, channel: str) -> in
     """How many contacts received a different number of messages than the number of
     recipients that have them (0: each recipient was reached exactly once)."""
     balance: Counter[str] = Counter()
-    column = CONTACT_COLUMN[channel]
+    sealer = Sealer.from_settings(h.services.settings)
+    cid = uuid.UUID(campaign_id)
     conn = await asyncpg.connect(h.backends.database_url)
     try:
         async with conn.transaction():
             query = (
-                f"SELECT {column} FROM recipients WHERE campaign_id = $1 AND {column} IS NOT NULL"
+                "SELECT external_id, contact_sealed FROM recipients"
+                " WHERE campaign_id = $1 AND contact_sealed IS NOT NULL"
             )
-            async for row in conn.cursor(query, campaign_id, prefetch=20_000):
-                balance[row[0]] += 1
+            async for row in conn.cursor(query, cid, prefetch=20_000):
+                contacts = sealer.open(cid, row["external_id"], row["contact_sealed"])
+                contact = contacts[0] if channel == "email" else contacts[1]
+                if contact is not None:
+                    balance[contact] += 1
     finally:
         await conn.close()
     offset = 0

@@ -20,6 +20,7 @@ from notifier.chains import QUEUE_NAME
 from notifier.db import create_pool, translate
 from notifier.errors import NotifierError, TooManyRequests
 from notifier.receipts import ReceiptWriter
+from notifier.sealing import Sealer
 from notifier.serve import IN_FLIGHT, InFlight, counted
 from notifier.settings import Settings
 
@@ -29,6 +30,7 @@ SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
 REDIS = web.AppKey("redis", ArqRedis)
 RECEIPTS = web.AppKey("receipts", ReceiptWriter)
+SEALER = web.AppKey("sealer", Sealer)
 KEY = web.RequestKey("api_key", keys.ApiKey)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -223,6 +225,7 @@ def create_app(settings: Settings) -> web.Application:
         client_max_size=JSON_BODY_LIMIT,
     )
     app[SETTINGS] = settings
+    app[SEALER] = Sealer.from_settings(settings)
     app[IN_FLIGHT] = InFlight()
     app.cleanup_ctx.append(_resources(settings))
     setup_routes(app)

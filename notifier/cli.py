@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import sys
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -69,9 +70,11 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from arq.worker import Worker
 
+    from notifier.sealing import Sealer
     from workers.settings import worker_settings
 
     _require(settings, "database_url", "redis_url")
+    Sealer.from_settings(settings)  # refuse to start without the keys, naming them
     _install_uvloop()
     Worker(**worker_settings(settings)).run()
     return 0
@@ -262,6 +265,37 @@ def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
     return _with_db(settings, work)
 
 
+def cmd_seal(settings: Settings, args: argparse.Namespace) -> int:
+    from notifier import audit
+    from notifier.sealing import Sealer, SealError, reseal
+
+    sealer = Sealer.from_settings(settings)
+
+    async def work(conn: Any) -> int:
+        try:
+            plain, resealed = await reseal(conn, sealer, batch=args.batch)
+        except SealError as exc:
+            print(f"notifier: stopped: {exc}; is every key still in NOTIFIER_DATA_KEYS?")
+            return 1
+        await audit.record(
+            conn, key_id=None, action="cli seal", target=None, status=0, client="cli"
+        )
+        print(
+            f"sealed {plain} recipients' contacts that were in plaintext; re-sealed {resealed} "
+            "under the current key"
+        )
+        return 0
+
+    return _with_db(settings, work)
+
+
+def cmd_new_data_key(settings: Settings, args: argparse.Namespace) -> int:
+    from notifier.sealing import new_data_key
+
+    print(new_data_key(args.id))
+    return 0
+
+
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from notifier.demo import run_demo
 
@@ -320,6 +354,13 @@ def parser() -> argparse.ArgumentParser:
     ko.add_argument("id")
     ko.add_argument("--expires-in-days", type=int, default=30)
     ko.set_defaults(func=cmd_keys_rotate)
+    kd = keys.add_parser(
+        "new-data-key",
+        help="print a fresh key for NOTIFIER_DATA_KEYS (id:base64) or NOTIFIER_LOOKUP_KEY "
+        "(the part after the colon)",
+    )
+    kd.add_argument("--id", default=time.strftime("k%Y%m%d"), help="the key's id")
+    kd.set_defaults(func=cmd_new_data_key)
     au = sub.add_parser("audit", help="the latest mutating calls, newest first")
     au.add_argument("--limit", type=int, default=100)
     au.set_defaults(func=cmd_audit)
@@ -338,6 +379,13 @@ def parser() -> argparse.ArgumentParser:
     pu.add_argument("--older-than", required=True, help="an age such as 30d or 12h")
     pu.add_argument("--dry-run", action="store_true", help="only list what would be purged")
     pu.set_defaults(func=cmd_purge)
+    se = sub.add_parser(
+        "seal",
+        help="encrypt contacts stored in plaintext, and re-seal those under older keys with "
+        "the first key of NOTIFIER_DATA_KEYS",
+    )
+    se.add_argument("--batch", type=int, default=5000, help="recipients per transaction")
+    se.set_defaults(func=cmd_seal)
     demo = sub.add_parser("demo", help="the whole system on this machine, end to end")
     demo.add_argument("--accounts", type=int, default=10_000)
     demo.add_argument(

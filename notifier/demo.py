@@ -15,6 +15,7 @@ import asyncpg
 from notifier import keys
 from notifier.db import migrate
 from notifier.embedded import EmbeddedServices
+from notifier.sealing import with_local_keys
 from notifier.settings import Settings
 from notifier.stack import LocalStack
 
@@ -83,6 +84,7 @@ async def run_demo(settings: Settings, *, accounts: int, rate: float, workers: i
         sms_rate=rate,
         log_level="WARNING",
     )
+    settings = with_local_keys(settings)
     print(
         "postgres:",
         "embedded" if embedded.database_url else "configured",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,13 +25,17 @@ from notifier.db import Conn, one, queries
 from notifier.errors import Conflict, NotFound
 from notifier.imports import RecipientImport, RecipientRules, Row
 from notifier.models import CampaignState
+from notifier.sealing import Sealer
 
 log = logging.getLogger(__name__)
 
 MAX_REPORTED_ERRORS = 1000
 CHUNK_ROWS = 20_000
-STAGING_COLUMNS = ("line", "external_id", "email", "phone", "locale", "vars")
-PARTITION_COLUMNS = ("campaign_id", "id", "external_id", "email", "phone", "locale", "vars")
+# (line, external_id, sealed contacts, email hash, phone hash, locale, variables as JSON)
+Sealed = tuple[int, str, bytes | None, bytes | None, bytes | None, str, str]
+_SEALED = ("contact_sealed", "email_hash", "phone_hash", "locale", "vars")
+STAGING_COLUMNS = ("line", "external_id", *_SEALED)
+PARTITION_COLUMNS = ("campaign_id", "id", "external_id", *_SEALED)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,14 +59,31 @@ def rules_for(campaign: Campaign) -> RecipientRules:
     )
 
 
+def _sealed(sealer: Sealer, campaign_id: uuid.UUID, row: Row) -> Sealed:
+    """A valid row as it is stored: its contacts sealed, with their keyed hashes."""
+    line, external_id, email, phone, locale, variables = row
+    return (
+        line,
+        external_id,
+        sealer.seal(campaign_id, external_id, email, phone),
+        sealer.lookup("email", email),
+        sealer.lookup("phone", phone),
+        locale,
+        variables,
+    )
+
+
 async def _chunked(
-    upload: RecipientImport, out: asyncio.Queue[list[Row] | BaseException | None]
+    upload: RecipientImport,
+    sealer: Sealer,
+    campaign_id: uuid.UUID,
+    out: asyncio.Queue[list[Sealed] | BaseException | None],
 ) -> None:
-    """Parse the upload into chunks of rows; a parse failure is handed over as it is."""
+    """Parse the upload into chunks of sealed rows; a parse failure is handed over as it is."""
     try:
-        chunk: list[Row] = []
+        chunk: list[Sealed] = []
         async for row in upload.rows():
-            chunk.append(row)
+            chunk.append(_sealed(sealer, campaign_id, row))
             if len(chunk) % 1000 == 0:
                 await asyncio.sleep(0)  # let the COPY of the previous chunk move on
             if len(chunk) >= CHUNK_ROWS:
@@ -88,7 +110,7 @@ class _Tally:
             self.duplicate_lines.append(line)
 
 
-async def _copy_chunk(conn: Conn, campaign: Campaign, rows: list[Row], tally: _Tally) -> bool:
+async def _copy_chunk(conn: Conn, campaign: Campaign, rows: list[Sealed], tally: _Tally) -> bool:
     """The fast path: COPY the chunk straight into the campaign's partition. Repeats within
     the chunk are left out here; an id the campaign already holds makes the COPY fail, and
     then nothing of the chunk is kept (False: merge it instead)."""
@@ -103,10 +125,7 @@ async def _copy_chunk(conn: Conn, campaign: Campaign, rows: list[Row], tally: _T
             fresh.append(row)
     ids = one(await conn.fetchrow(queries["reserve_recipient_ids"], len(fresh)))["ids"]
     cid = campaign.id
-    records = [
-        (cid, rid, row[1], row[2], row[3], row[4], row[5])
-        for rid, row in zip(ids, fresh, strict=True)
-    ]
+    records = [(cid, rid, *row[1:]) for rid, row in zip(ids, fresh, strict=True)]
     try:
         async with conn.transaction():  # a savepoint: a failed COPY leaves nothing behind
             await conn.copy_records_to_table(
@@ -120,7 +139,7 @@ async def _copy_chunk(conn: Conn, campaign: Campaign, rows: list[Row], tally: _T
     return True
 
 
-async def _merge_chunk(conn: Conn, campaign: Campaign, rows: list[Row], tally: _Tally) -> None:
+async def _merge_chunk(conn: Conn, campaign: Campaign, rows: list[Sealed], tally: _Tally) -> None:
     """The careful path, for a chunk holding ids already stored: stage it, then insert
     what is new in file order; the rest are duplicates, found by line."""
     await conn.copy_records_to_table("import_staging", records=rows, columns=STAGING_COLUMNS)
@@ -140,7 +159,7 @@ async def _merge_chunk(conn: Conn, campaign: Campaign, rows: list[Row], tally: _
 
 
 async def import_upload(
-    conn: Conn, campaign: Campaign, chunks: AsyncIterator[bytes], fmt: str
+    conn: Conn, campaign: Campaign, chunks: AsyncIterator[bytes], fmt: str, sealer: Sealer
 ) -> ImportResult:
     """Import one upload atomically: a failure or a dropped connection imports nothing."""
     upload = RecipientImport(chunks, fmt, rules_for(campaign))
@@ -155,8 +174,8 @@ async def import_upload(
             raise NotFound(f"no campaign {campaign.id}")
         if state != CampaignState.DRAFT:
             raise Conflict(f"recipients can only be added to a draft campaign, not {state}")
-        parsed: asyncio.Queue[list[Row] | BaseException | None] = asyncio.Queue(maxsize=1)
-        parser = asyncio.create_task(_chunked(upload, parsed))
+        parsed: asyncio.Queue[list[Sealed] | BaseException | None] = asyncio.Queue(maxsize=1)
+        parser = asyncio.create_task(_chunked(upload, sealer, campaign.id, parsed))
         try:
             while (rows := await parsed.get()) is not None:
                 if isinstance(rows, BaseException):
@@ -173,6 +192,8 @@ async def import_upload(
             with contextlib.suppress(asyncio.CancelledError):
                 await parser
         await conn.execute(queries["add_recipient_count"], campaign.id, tally.inserted)
+        if tally.inserted >= CHUNK_ROWS:  # the planner learns the partition's new size
+            await conn.execute(f"ANALYZE recipients_{campaign.id.hex}")
     inserted, duplicates, duplicate_lines = tally.inserted, tally.duplicates, tally.duplicate_lines
     errors = list(upload.errors)
     errors.extend(

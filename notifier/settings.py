@@ -65,6 +65,8 @@ class Settings:
     key_requests_per_minute: int = 1200
     link_domains: str = ""
     email_webhook_secret: str | None = None
+    data_keys: str | None = None
+    lookup_key: str | None = None
 
     data_dir: Path = Path(".notifier")
     log_level: str = "INFO"

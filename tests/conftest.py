@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 from notifier import keys
 from notifier.db import migrate
 from notifier.embedded import EmbeddedServices
+from notifier.sealing import with_local_keys
 from notifier.settings import Settings
 from notifier.stack import LocalStack
 
@@ -37,6 +38,12 @@ BEGIN
     ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only;
 END $$;
 """
+
+
+# One pair of keys for the whole session, as a deployment has: data sealed by one test's
+# API must open in another process's worker.
+_LOCAL = with_local_keys(Settings())
+_DATA_KEYS, _LOOKUP_KEY = _LOCAL.data_keys, _LOCAL.lookup_key
 
 
 def _with_database(url: str, name: str) -> str:
@@ -104,6 +111,8 @@ def settings(database_url: str, servers: tuple[str, str], tmp_path: Path) -> Set
         retry_max_seconds=1.0,
         reconcile_seconds=1,
         data_dir=tmp_path,
+        data_keys=_DATA_KEYS,
+        lookup_key=_LOOKUP_KEY,
     )
 
 

@@ -102,9 +102,16 @@ def settled(state: dict[str, Any]) -> bool:
     return state["state"] == "completed" and counts.get("sms", {}).get("sent", 0) == 0
 
 
-async def run_cli(database_url: str, *args: str) -> tuple[int, str, str]:
+async def run_cli(
+    database_url: str, *args: str, env: dict[str, str] | None = None
+) -> tuple[int, str, str]:
     """Run `notifier ARGS` as an operator would; returns (exit code, stdout, stderr)."""
-    env = {**os.environ, "NOTIFIER_DATABASE_URL": database_url, "NOTIFIER_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        **(env or {}),
+        "NOTIFIER_DATABASE_URL": database_url,
+        "NOTIFIER_LOG_LEVEL": "WARNING",
+    }
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

@@ -17,6 +17,7 @@ import asyncpg
 import orjson
 from arq.connections import ArqRedis
 
+from notifier import campaigns as campaign_service
 from notifier import chains
 from notifier.campaigns import Campaign
 from notifier.db import Conn, one, queries
@@ -24,6 +25,7 @@ from notifier.models import CampaignState, Channel
 from notifier.providers import Outcome, OutgoingEmail, OutgoingSms, Provider, SendResult
 from notifier.ratelimit import Bucket, RateLimiter, campaign_bucket, provider_bucket
 from notifier.receipts import message_ref
+from notifier.sealing import Sealer, SealError
 from notifier.settings import Settings
 from notifier.templates import CompiledCampaign, sms_segments
 
@@ -52,6 +54,7 @@ class Deps:
     redis: ArqRedis
     limiter: RateLimiter
     providers: Mapping[str, Provider[Any]]
+    sealer: Sealer
     compiled: OrderedDict[uuid.UUID, CompiledCampaign] = field(default_factory=OrderedDict)
 
     def compile(self, campaign: Campaign) -> CompiledCampaign:
@@ -100,6 +103,8 @@ async def _link(deps: Deps, campaign_id: uuid.UUID, channel: str) -> tuple[str, 
         if row is None or row["state"] != CampaignState.SENDING:
             return "not sending", None
         campaign = Campaign.from_row(row)
+        if campaign.preparing:
+            await _prepare(conn, campaign_id)
         buckets = _buckets(settings, campaign, channel)
         rate = min(b.rate for b in buckets)
         size = max(1, min(settings.batch_size, math.ceil(rate * LINK_SECONDS)))
@@ -114,7 +119,7 @@ async def _link(deps: Deps, campaign_id: uuid.UUID, channel: str) -> tuple[str, 
             random.randrange(16),
         )
         if not rows:
-            return await _idle(conn, campaign_id, channel)
+            return await _idle(conn, campaign, channel)
     messages, failed = _render(deps, campaign, channel, rows)
     results = await _send(deps, campaign_id, channel, buckets, messages)
     results.extend(failed)
@@ -138,7 +143,20 @@ def _fallback_candidates(results: list[SendResult]) -> list[int]:
     ]
 
 
-async def _idle(conn: Conn, campaign_id: uuid.UUID, channel: str) -> tuple[str, float | None]:
+async def _prepare(conn: Conn, campaign_id: uuid.UUID) -> None:
+    """Create the next chunk of the campaign's deliveries, unless another link is at it."""
+    async with conn.transaction():
+        row = await conn.fetchrow(queries["lock_for_preparing"], campaign_id)
+        if row is not None:
+            await campaign_service.prepare_deliveries(
+                conn, campaign_id, row["channels"], row["prepared_through"]
+            )
+
+
+async def _idle(conn: Conn, campaign: Campaign, channel: str) -> tuple[str, float | None]:
+    if campaign.preparing:
+        return "deliveries still being created", 0.2
+    campaign_id = campaign.id
     work = one(await conn.fetchrow(queries["channel_work"], campaign_id, channel))
     if work["due"]:
         return "due rows locked by others", 0.2
@@ -167,6 +185,17 @@ def _render(
     failed: list[SendResult] = []
     for r in rows:
         code = r["verification_code"]
+        try:
+            email, phone = _contacts(deps.sealer, campaign.id, r)
+        except SealError as exc:
+            log.warning(
+                "contact details do not open",
+                extra={"campaign_id": str(campaign.id), "delivery_id": r["id"], "error": str(exc)},
+            )
+            failed.append(
+                SendResult(delivery_id=r["id"], outcome=Outcome.PERMANENT, error=f"sealed: {exc}")
+            )
+            continue
         context = orjson.loads(r["vars"])
         context.update(
             external_id=r["external_id"],
@@ -176,10 +205,11 @@ def _render(
         )
         try:
             if channel == Channel.EMAIL:
+                assert email is not None  # only recipients with one get an email delivery
                 data = compiled.render_email(
-                    r["locale"], r["email"], context, ref=message_ref(campaign.id, r["id"])
+                    r["locale"], email, context, ref=message_ref(campaign.id, r["id"])
                 )
-                messages.append(OutgoingEmail(delivery_id=r["id"], to=r["email"], data=data))
+                messages.append(OutgoingEmail(delivery_id=r["id"], to=email, data=data))
             else:
                 body = compiled.render_sms(r["locale"], context)
                 segments = sms_segments(body)
@@ -198,7 +228,7 @@ def _render(
                 )
                 messages.append(
                     OutgoingSms(
-                        delivery_id=r["id"], to=r["phone"], body=body, status_callback=callback
+                        delivery_id=r["id"], to=phone or "", body=body, status_callback=callback
                     )
                 )
         except Exception as exc:  # a template that cannot render for this row fails it alone
@@ -210,6 +240,16 @@ def _render(
                 )
             )
     return messages, failed
+
+
+def _contacts(
+    sealer: Sealer, campaign_id: uuid.UUID, r: asyncpg.Record
+) -> tuple[str | None, str | None]:
+    """A recipient's (email, phone): opened from the sealed pair, or as stored before
+    contact details were sealed (until `notifier seal` has run)."""
+    if r["contact_sealed"] is not None:
+        return sealer.open(campaign_id, r["external_id"], r["contact_sealed"])
+    return r["email"], r["phone"]
 
 
 async def _send(

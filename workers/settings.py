@@ -13,6 +13,7 @@ from notifier.db import create_pool
 from notifier.providers.smtp import SmtpProvider
 from notifier.providers.twilio import TwilioProvider
 from notifier.ratelimit import RateLimiter
+from notifier.sealing import Sealer
 from notifier.settings import Settings
 from workers.dispatch import Deps, dispatch
 from workers.reconciler import reconcile
@@ -31,6 +32,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         redis=ctx["redis"],
         limiter=RateLimiter(ctx["redis"]),
         providers={"email": SmtpProvider(settings), "sms": TwilioProvider(settings)},
+        sealer=Sealer.from_settings(settings),
     )
     log.info("worker started")
 

@@ -12,7 +12,17 @@ from notifier import campaigns as service
 from notifier import chains, recipients
 from notifier.api import params
 from notifier.api.idempotency import BODY_DIGEST
-from notifier.app import KEY, POOL, REDIS, SETTINGS, Handler, json_response, read_json, requires
+from notifier.app import (
+    KEY,
+    POOL,
+    REDIS,
+    SEALER,
+    SETTINGS,
+    Handler,
+    json_response,
+    read_json,
+    requires,
+)
 from notifier.campaigns import Campaign
 from notifier.errors import RequestTimeout, UnsupportedMediaType
 
@@ -46,6 +56,7 @@ async def render(request: web.Request, campaign: Campaign) -> dict[str, Any]:
         "launched_at": campaign.launched_at,
         "completed_at": campaign.completed_at,
         "recipients": campaign.recipients,
+        "preparing": campaign.preparing,
         "counts": counts,
         "rate_per_second": round(rate, 2),
         "eta_seconds": eta,
@@ -110,7 +121,9 @@ async def upload(request: web.Request) -> web.Response:
     cid = params.campaign_id(request)
     async with request.app[POOL].acquire() as conn:
         campaign = await service.get(conn, cid)
-        result = await recipients.import_upload(conn, campaign, _chunks(request), fmt)
+        result = await recipients.import_upload(
+            conn, campaign, _chunks(request), fmt, request.app[SEALER]
+        )
     return json_response(
         {
             "accepted": result.accepted,

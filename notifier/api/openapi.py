@@ -219,6 +219,11 @@ _SCHEMAS: J = {
             "launched_at": {"type": ["string", "null"], "format": "date-time"},
             "completed_at": {"type": ["string", "null"], "format": "date-time"},
             "recipients": {"type": "integer"},
+            "preparing": {
+                "type": "boolean",
+                "description": "launched, and deliveries are still being created a chunk at "
+                "a time (counts grow; eta_seconds is null until they are all there)",
+            },
             "counts": _COUNTS,
             "rate_per_second": {"type": "number"},
             "eta_seconds": {"type": ["number", "null"]},

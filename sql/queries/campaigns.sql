@@ -45,12 +45,13 @@ RETURNING *
 UPDATE campaigns SET recipients = recipients + $2 WHERE id = $1
 
 -- complete_if_done --
--- A sending campaign with nothing left pending or in flight is completed.
+-- A sending campaign with all its deliveries created and none left pending or in flight is
+-- completed. One EXISTS per status, so that each reads its own partial index and stops at
+-- the first row.
 UPDATE campaigns c SET state = 'completed', completed_at = now()
-WHERE c.id = $1 AND c.state = 'sending'
-  AND NOT EXISTS (
-      SELECT 1 FROM deliveries d
-      WHERE d.campaign_id = $1 AND d.status IN ('pending', 'sending'))
+WHERE c.id = $1 AND c.state = 'sending' AND c.prepared_through IS NULL
+  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.campaign_id = $1 AND d.status = 'pending')
+  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.campaign_id = $1 AND d.status = 'sending')
 RETURNING id
 
 -- active_campaigns --

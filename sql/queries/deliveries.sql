@@ -1,7 +1,8 @@
 -- create_import_staging --
 -- Where one upload's validated rows land (COPY) before they are merged in one statement.
 CREATE TEMP TABLE import_staging (
-    line integer, external_id text, email text, phone text, locale text, vars jsonb
+    line integer, external_id text, contact_sealed bytea, email_hash bytea, phone_hash bytea,
+    locale text, vars jsonb
 ) ON COMMIT DROP
 
 -- merge_import --
@@ -9,8 +10,10 @@ CREATE TEMP TABLE import_staging (
 -- external id wins; later ones and ids the campaign already has are duplicates (left out).
 -- first_id is the smallest id given to this chunk: ids only grow within a session.
 WITH inserted AS (
-    INSERT INTO recipients (campaign_id, id, external_id, email, phone, locale, vars)
-    SELECT $1, nextval('recipients_id_seq'), external_id, email, phone, locale, vars
+    INSERT INTO recipients (campaign_id, id, external_id, contact_sealed, email_hash, phone_hash,
+                            locale, vars)
+    SELECT $1, nextval('recipients_id_seq'), external_id, contact_sealed, email_hash, phone_hash,
+           locale, vars
     FROM import_staging
     ORDER BY line
     ON CONFLICT (external_id, campaign_id) DO NOTHING
@@ -35,20 +38,52 @@ ORDER BY line
 LIMIT $3
 
 -- create_deliveries --
--- At launch: one pending delivery per recipient reachable on the channel, each with its code.
-WITH made AS (
+-- One chunk of the campaign's deliveries: for up to $4 recipients after recipient id $3, one
+-- pending delivery per channel in $2 the recipient has an address for, each with its code.
+-- A recipient that already has one on a channel (a fallback SMS) keeps it.
+WITH chunk AS (
+    SELECT id, (email_hash IS NOT NULL OR email IS NOT NULL) AS has_email,
+           (phone_hash IS NOT NULL OR phone IS NOT NULL) AS has_phone
+    FROM recipients
+    WHERE campaign_id = $1 AND id > $3
+    ORDER BY id
+    LIMIT $4
+), made AS (
     INSERT INTO deliveries (campaign_id, id, recipient_id, channel, verification_code)
-    SELECT $1, nextval('deliveries_id_seq'), r.id, $2, new_verification_code()
-    FROM recipients r
-    WHERE r.campaign_id = $1
-      AND (CASE WHEN $2 = 'email' THEN r.email ELSE r.phone END) IS NOT NULL
-    ORDER BY r.id
-    RETURNING 1
+    SELECT $1, nextval('deliveries_id_seq'), c.id, ch, new_verification_code()
+    FROM chunk c CROSS JOIN unnest($2::text[]) AS ch
+    WHERE CASE WHEN ch = 'email' THEN c.has_email ELSE c.has_phone END
+    ORDER BY c.id, ch
+    ON CONFLICT (campaign_id, recipient_id, channel) DO NOTHING
+    RETURNING channel
+), counted AS (
+    INSERT INTO delivery_counts (campaign_id, channel, status, shard, n)
+    SELECT $1, channel, 'pending', $5, count(*) FROM made GROUP BY channel
+    ON CONFLICT (campaign_id, channel, status, shard)
+    DO UPDATE SET n = delivery_counts.n + EXCLUDED.n
+), moved AS (
+    UPDATE campaigns
+    SET prepared_through = CASE WHEN (SELECT count(*) FROM chunk) < $4 THEN NULL
+                                ELSE (SELECT max(id) FROM chunk) END
+    WHERE id = $1
 )
-INSERT INTO delivery_counts (campaign_id, channel, status, shard, n)
-SELECT $1, $2, 'pending', 0, count(*) FROM made
-ON CONFLICT (campaign_id, channel, status, shard) DO UPDATE SET n = delivery_counts.n + EXCLUDED.n
-RETURNING n
+SELECT (SELECT count(*) FROM chunk)::int AS recipients, (SELECT count(*) FROM made)::int AS made,
+       CASE WHEN (SELECT count(*) FROM chunk) < $4 THEN NULL
+            ELSE (SELECT max(id) FROM chunk) END AS prepared_through
+
+-- reachable --
+-- Whether any recipient of the campaign has an address for one of the channels $2.
+SELECT EXISTS (
+    SELECT 1 FROM recipients
+    WHERE campaign_id = $1
+      AND (('email' = ANY($2::text[]) AND (email_hash IS NOT NULL OR email IS NOT NULL))
+           OR ('sms' = ANY($2::text[]) AND (phone_hash IS NOT NULL OR phone IS NOT NULL))))
+
+-- lock_for_preparing --
+-- The campaign row, if it is sending, still being prepared, and nobody else holds it.
+SELECT prepared_through, channels FROM campaigns
+WHERE id = $1 AND state = 'sending' AND prepared_through IS NOT NULL
+FOR NO KEY UPDATE SKIP LOCKED
 
 -- add_fallback --
 -- Recipients among $2 whose email failed for good get an SMS instead (the campaign's fallback).
@@ -58,7 +93,7 @@ WITH made AS (
     FROM deliveries d
     JOIN recipients r ON r.campaign_id = d.campaign_id AND r.id = d.recipient_id
     WHERE d.campaign_id = $1 AND d.id = ANY($2::bigint[]) AND d.channel = 'email'
-      AND d.status = 'failed' AND r.phone IS NOT NULL
+      AND d.status = 'failed' AND (r.phone_hash IS NOT NULL OR r.phone IS NOT NULL)
     ON CONFLICT (campaign_id, recipient_id, channel) DO NOTHING
     RETURNING 1
 ), counted AS (
@@ -93,7 +128,8 @@ WITH picked AS (
     ON CONFLICT (campaign_id, channel, status, shard)
     DO UPDATE SET n = delivery_counts.n + EXCLUDED.n
 )
-SELECT m.id, m.verification_code, m.attempts, r.external_id, r.email, r.phone, r.locale,
+SELECT m.id, m.verification_code, m.attempts, r.external_id, r.contact_sealed, r.email,
+       r.phone, r.locale,
        r.vars::text AS vars
 FROM moved m JOIN recipients r ON r.campaign_id = $1 AND r.id = m.recipient_id
 ORDER BY m.id

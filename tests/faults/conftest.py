@@ -14,6 +14,7 @@ import aiohttp
 import asyncpg
 import pytest
 
+from notifier.sealing import Sealer
 from notifier.settings import Settings
 from notifier.stack import LocalStack
 from tests import factories
@@ -101,7 +102,14 @@ async def finish(
         await poll(api, cid, done, within=within)
     seconds = time.monotonic() - started
     assert stack.sandbox is not None
-    outcome = await reconcile(db, stack.sandbox, cids, scenario=scenario, seconds=seconds)
+    outcome = await reconcile(
+        db,
+        stack.sandbox,
+        cids,
+        Sealer.from_settings(stack.settings),
+        scenario=scenario,
+        seconds=seconds,
+    )
     REPORT.add(outcome)
     assert outcome.clean, outcome
     return outcome

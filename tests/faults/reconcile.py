@@ -18,6 +18,7 @@ from pathlib import Path
 import asyncpg
 
 from notifier.sandbox import Sandbox
+from notifier.sealing import Sealer
 
 # What a delivery may end as, per channel: an email is done once the relay took it, an SMS
 # only once its receipt came.
@@ -57,6 +58,7 @@ async def reconcile(
     db: asyncpg.Connection,
     sandbox: Sandbox,
     campaign_ids: list[str],
+    sealer: Sealer,
     *,
     scenario: str,
     seconds: float,
@@ -66,8 +68,8 @@ async def reconcile(
     ids = [uuid.UUID(c) for c in campaign_ids]
     rows = await db.fetch(
         """
-        SELECT d.channel, d.status, d.attempts, d.possible_duplicate, d.provider_message_id,
-               CASE WHEN d.channel = 'email' THEN r.email ELSE r.phone END AS address
+        SELECT d.campaign_id, d.channel, d.status, d.attempts, d.possible_duplicate,
+               d.provider_message_id, r.external_id, r.contact_sealed
         FROM deliveries d
         JOIN recipients r ON r.campaign_id = d.campaign_id AND r.id = d.recipient_id
         WHERE d.campaign_id = ANY($1::uuid[])
@@ -89,7 +91,9 @@ async def reconcile(
     outcome.received = sum(sum(c.values()) for c in received.values())
     known: dict[str, set[str]] = {"email": set(), "sms": set()}
     for row in rows:
-        channel, status, address = row["channel"], row["status"], row["address"]
+        channel, status = row["channel"], row["status"]
+        email, phone = sealer.open(row["campaign_id"], row["external_id"], row["contact_sealed"])
+        address = email if channel == "email" else phone
         got = received[channel][address]
         known[channel].add(address)
         outcome.retries += max(0, row["attempts"] - 1)

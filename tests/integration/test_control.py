@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import aiohttp
+import asyncpg
 import pytest
 
+from notifier import campaigns as campaign_service
 from notifier.models import Channel
 from notifier.settings import Settings
 from notifier.stack import LocalStack
@@ -92,3 +95,56 @@ async def test_sigterm_lets_a_worker_finish_its_batch_and_nothing_is_sent_twice(
     assert stack.sandbox is not None
     assert stack.sandbox.inbox.count(Channel.EMAIL) == n
     assert stack.sandbox.inbox.count(Channel.SMS) == n
+
+
+@pytest.fixture
+def chunk_of_40(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deliveries created 40 recipients at a time, so that a small campaign is a large one."""
+    monkeypatch.setattr(campaign_service, "PREPARE_CHUNK", 40)
+
+
+@pytest.mark.usefixtures("chunk_of_40")
+async def test_deliveries_of_a_large_campaign_are_created_in_chunks(
+    stack: LocalStack, api: aiohttp.ClientSession, db: asyncpg.Connection
+) -> None:
+    """Launch creates the first chunk and answers; dispatch creates the rest as it goes."""
+    n = 300
+    cid = await factories.draft_with_recipients(api, n)
+    await factories.launch(api, cid)
+    launched = await factories.get_campaign(api, cid)
+    assert launched["preparing"] is True and launched["eta_seconds"] is None
+    assert launched["counts"]["email"]["pending"] == launched["counts"]["sms"]["pending"] == 40
+
+    await stack.start_inline_worker()
+    done = await factories.wait_for(api, cid, lambda c: c["state"] == "completed")
+    assert done["preparing"] is False
+    assert done["counts"]["email"]["sent"] == n
+    made = await db.fetch(
+        "SELECT channel, count(*) AS n, count(DISTINCT recipient_id) AS people"
+        " FROM deliveries WHERE campaign_id = $1 GROUP BY channel ORDER BY channel",
+        uuid.UUID(cid),
+    )
+    assert [(r["channel"], r["n"], r["people"]) for r in made] == [
+        ("email", n, n),
+        ("sms", n, n),
+    ]
+
+
+@pytest.mark.usefixtures("chunk_of_40")
+async def test_a_campaign_cancelled_while_preparing_creates_no_more(
+    stack: LocalStack, api: aiohttp.ClientSession, db: asyncpg.Connection
+) -> None:
+    cid = await factories.draft_with_recipients(api, 300)
+    await factories.launch(api, cid)
+    async with api.post(f"/v1/campaigns/{cid}/cancel") as resp:
+        assert resp.status == 202
+    await stack.start_inline_worker()
+    await asyncio.sleep(1.0)  # a worker that wrongly went on would have created a chunk
+    state = await factories.get_campaign(api, cid)
+    assert state["state"] == "cancelled"
+    assert state["counts"]["email"] == {**state["counts"]["email"], "cancelled": 40}
+    assert sum(state["counts"]["email"].values()) == sum(state["counts"]["sms"].values()) == 40
+    assert (
+        await db.fetchval("SELECT count(*) FROM deliveries WHERE campaign_id = $1", uuid.UUID(cid))
+        == 80
+    )

@@ -1,11 +1,13 @@
-"""Personal data stays in Postgres: a campaign's addresses and numbers appear neither in
-Redis nor in any log line of the API or the workers, errors and retries included."""
+"""Personal data stays in Postgres, sealed: a campaign's addresses and numbers appear
+neither in Redis, nor in any log line of the API or the workers (errors and retries
+included), nor in clear in any table of the database."""
 
 from __future__ import annotations
 
 import logging
 
 import aiohttp
+import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
@@ -53,9 +55,24 @@ def _found(text: str, needles: list[str]) -> list[str]:
     return [n for n in needles if n in text]
 
 
-async def test_no_address_or_number_in_redis_or_in_the_logs(
+async def _database_dump(db: asyncpg.Connection) -> str:
+    """Every row of every table, each column as text (bytea as hex, so also in hex form)."""
+    tables = await db.fetch(
+        "SELECT format('%I.%I', n.nspname, c.relname) AS name FROM pg_class c"
+        " JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+    )
+    parts = []
+    for table in tables:
+        for row in await db.fetch(f"SELECT t::text AS t FROM {table['name']} t"):
+            parts.append(row["t"])
+    return "\n".join(parts)
+
+
+async def test_no_address_or_number_in_redis_the_logs_or_the_database(
     stack: LocalStack,
     api: aiohttp.ClientSession,
+    db: asyncpg.Connection,
     settings: Settings,
     caplog: pytest.LogCaptureFixture,
     capfd: pytest.CaptureFixture[str],
@@ -95,3 +112,8 @@ async def test_no_address_or_number_in_redis_or_in_the_logs(
     logs = caplog.text + out + err
     assert "dispatch" in logs  # the workers' own log lines were captured
     assert _found(logs, needles) == []
+
+    stored = await _database_dump(db)
+    assert "acct-17" in stored  # the scan did see the recipients
+    hexed = [n.encode().hex() for n in needles]
+    assert _found(stored, needles) == [] and _found(stored, hexed) == []
