@@ -39,6 +39,7 @@ from notifier.settings import Settings, SettingsError
 VERSION = 1
 _KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,16}$")
 _NONCE = 12
+_NONCE_BATCH = 4096
 
 
 class SealError(Exception):
@@ -101,7 +102,11 @@ class Sealer:
         self._current = AESGCM(keys[0][1])
         self._prefix = bytes([VERSION, len(self._current_id)]) + self._current_id.encode()
         self._opening = {key_id.encode(): AESGCM(key) for key_id, key in keys}
-        self._lookup_key = lookup_key
+        # Keyed once; each lookup hashes on a copy (cheaper than keying every time).
+        self._lookup = hashlib.blake2b(key=lookup_key, digest_size=16)
+        # Random nonces drawn from the OS in bulk, one system call per _NONCE_BATCH seals.
+        self._nonces = b""
+        self._next_nonce = 0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Sealer:
@@ -135,7 +140,10 @@ class Sealer:
         """The sealed pair, or None when there is neither."""
         if email is None and phone is None:
             return None
-        nonce = os.urandom(_NONCE)
+        if self._next_nonce >= len(self._nonces):
+            self._nonces, self._next_nonce = os.urandom(_NONCE * _NONCE_BATCH), 0
+        nonce = self._nonces[self._next_nonce : self._next_nonce + _NONCE]
+        self._next_nonce += _NONCE
         plain = f"{email or ''}\0{phone or ''}".encode()
         bound = self._bound_to(campaign_id, external_id)
         return self._prefix + nonce + self._current.encrypt(nonce, plain, bound)
@@ -165,9 +173,9 @@ class Sealer:
         """The keyed hash of one contact ("email" or "phone"), 16 bytes; None for none."""
         if value is None:
             return None
-        return hashlib.blake2b(
-            f"{kind}:{value}".encode(), key=self._lookup_key, digest_size=16
-        ).digest()
+        digest = self._lookup.copy()
+        digest.update(f"{kind}:{value}".encode())
+        return digest.digest()
 
 
 async def reseal(conn: Conn, sealer: Sealer, *, batch: int = 5000) -> tuple[int, int]:
