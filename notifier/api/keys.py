@@ -9,7 +9,7 @@ from aiohttp import web
 from notifier import audit, keys
 from notifier.api import params
 from notifier.app import POOL, json_response, read_json, requires
-from notifier.errors import NotFound, ValidationFailed
+from notifier.errors import BadRequest, NotFound, ValidationFailed
 
 
 def _key_id(request: web.Request) -> uuid.UUID:
@@ -55,7 +55,7 @@ async def list_(request: web.Request) -> web.Response:
     try:
         after = uuid.UUID(raw) if raw else None
     except ValueError:
-        raise ValidationFailed("after must be a cursor returned as 'next'") from None
+        raise BadRequest("after must be a cursor returned as 'next' by a previous page") from None
     async with request.app[POOL].acquire() as conn:
         items, cursor = await keys.list_page(conn, after=after, limit=params.limit(request))
     return json_response({"items": items, "next": str(cursor) if cursor else None})

@@ -71,6 +71,57 @@ def _op(
     return op
 
 
+# A campaign that creation accepts, shown in the document (and used by fuzzers to reach past
+# validation): English and Korean templates on both channels.
+CAMPAIGN_EXAMPLE: J = {
+    "name": "Account data exposure, November 2026",
+    "incident_ref": "INC-2026-1129",
+    "channels": ["email", "sms"],
+    "default_locale": "ko",
+    "default_region": "KR",
+    "variables": ["name"],
+    "templates": {
+        "email": {
+            "ko": {
+                "subject": "[중요] {{ name }}님 개인정보 노출 안내",
+                "text": "{{ name }}님, 확인 코드 {{ verification_code }}: {{ verify_url }}",
+            },
+            "en": {
+                "subject": "Important: notice for {{ name }}",
+                "text": "Dear {{ name }}, your code {{ verification_code }}: {{ verify_url }}",
+            },
+        },
+        "sms": {
+            "ko": {"text": "[안내] 확인코드 {{ verification_code }}"},
+            "en": {"text": "Notice: code {{ verification_code }}"},
+        },
+    },
+}
+RECIPIENTS_EXAMPLE = (
+    "external_id,email,phone,locale,name\n"
+    "acct-1,user1@example.com,+821012345678,ko,Kim\n"
+    "acct-2,user2@example.com,010-2345-6789,en,Lee\n"
+)
+
+# Where a created campaign's id leads: every operation on one campaign.
+_CAMPAIGN_LINKS: J = {
+    name: {
+        "operationRef": "#/paths/" + path.replace("/", "~1") + "/" + method,
+        "parameters": {"id": "$response.body#/id"},
+    }
+    for name, path, method in (
+        ("GetCampaign", "/v1/campaigns/{id}", "get"),
+        ("UploadRecipients", "/v1/campaigns/{id}/recipients", "post"),
+        ("Launch", "/v1/campaigns/{id}/launch", "post"),
+        ("Pause", "/v1/campaigns/{id}/pause", "post"),
+        ("Resume", "/v1/campaigns/{id}/resume", "post"),
+        ("Cancel", "/v1/campaigns/{id}/cancel", "post"),
+        ("ListDeliveries", "/v1/campaigns/{id}/deliveries", "get"),
+        ("Report", "/v1/campaigns/{id}/report", "get"),
+    )
+}
+
+
 def _transition(action: str, effect: str) -> J:
     return {
         "post": _op(
@@ -321,13 +372,25 @@ def _document() -> J:
                 "post": _op(
                     "Create a campaign (draft)",
                     {
-                        "201": {"description": "Created", "content": _json(_ref("Campaign"))},
+                        "201": {
+                            "description": "Created",
+                            "content": _json(_ref("Campaign")),
+                            "links": _CAMPAIGN_LINKS,
+                        },
                         "400": _problem("Not JSON"),
                         "415": _problem("Not JSON"),
                         "422": _problem("Invalid campaign, naming each field"),
                     },
                     scope="campaigns:write",
-                    body={"required": True, "content": _json(_ref("CampaignCreate"))},
+                    body={
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": _ref("CampaignCreate"),
+                                "example": CAMPAIGN_EXAMPLE,
+                            }
+                        },
+                    },
                 ),
                 "get": _op(
                     "List campaigns, newest first",
@@ -370,7 +433,10 @@ def _document() -> J:
                     body={
                         "required": True,
                         "content": {
-                            "text/csv": {"schema": {"type": "string"}},
+                            "text/csv": {
+                                "schema": {"type": "string"},
+                                "example": RECIPIENTS_EXAMPLE,
+                            },
                             "application/x-ndjson": {"schema": {"type": "string"}},
                         },
                     },
@@ -590,6 +656,7 @@ def _with_idempotency(doc: J) -> J:
         if op is None or "security" not in op:
             continue
         op["parameters"] = [*op.get("parameters", []), _IDEMPOTENCY]
+        op["responses"].setdefault("400", _problem("Idempotency-Key is not 1 to 255 characters"))
         op["responses"].setdefault("422", _problem("Idempotency-Key reused for another request"))
         op["responses"].setdefault("409", _problem("A request with this key is still running"))
     return doc

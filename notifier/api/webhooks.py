@@ -33,7 +33,11 @@ def public_url(request: web.Request) -> str:
 
 
 async def twilio_status(request: web.Request) -> web.Response:
-    form = await request.post()
+    try:
+        form = await request.post()
+    except ValueError:
+        # A body that cannot be read as a form (a multipart type without its boundary, say).
+        raise BadRequest("the callback is not a readable form") from None
     fields = {k: str(v) for k, v in form.items()}
     token = request.app[SETTINGS].twilio_auth_token
     signature = request.headers.get("X-Twilio-Signature", "")
