@@ -196,6 +196,12 @@ def _render(
                 SendResult(delivery_id=r["id"], outcome=Outcome.PERMANENT, error=f"sealed: {exc}")
             )
             continue
+        to = email if channel == Channel.EMAIL else phone
+        if to is None:  # purged, or never had one: nothing to send to
+            failed.append(
+                SendResult(delivery_id=r["id"], outcome=Outcome.PERMANENT, error="no address")
+            )
+            continue
         context = orjson.loads(r["vars"])
         context.update(
             external_id=r["external_id"],
@@ -205,11 +211,10 @@ def _render(
         )
         try:
             if channel == Channel.EMAIL:
-                assert email is not None  # only recipients with one get an email delivery
                 data = compiled.render_email(
-                    r["locale"], email, context, ref=message_ref(campaign.id, r["id"])
+                    r["locale"], to, context, ref=message_ref(campaign.id, r["id"])
                 )
-                messages.append(OutgoingEmail(delivery_id=r["id"], to=email, data=data))
+                messages.append(OutgoingEmail(delivery_id=r["id"], to=to, data=data))
             else:
                 body = compiled.render_sms(r["locale"], context)
                 segments = sms_segments(body)
@@ -227,9 +232,7 @@ def _render(
                     f"{base}/v1/webhooks/twilio/status?campaign={campaign.id}&delivery={r['id']}"
                 )
                 messages.append(
-                    OutgoingSms(
-                        delivery_id=r["id"], to=phone or "", body=body, status_callback=callback
-                    )
+                    OutgoingSms(delivery_id=r["id"], to=to, body=body, status_callback=callback)
                 )
         except Exception as exc:  # a template that cannot render for this row fails it alone
             failed.append(
