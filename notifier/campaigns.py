@@ -317,7 +317,7 @@ async def prepare_deliveries(
         await conn.fetchrow(
             queries["create_deliveries"],
             campaign_id,
-            list(channels),
+            [str(c) for c in channels],
             after,
             PREPARE_CHUNK,
             random.randrange(16),

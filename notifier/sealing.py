@@ -205,8 +205,7 @@ async def reseal(conn: Conn, sealer: Sealer, *, batch: int = 5000) -> tuple[int,
             sealed.append(sealer.seal(cid, external_id, email, phone))
             email_hashes.append(sealer.lookup("email", email))
             phone_hashes.append(sealer.lookup("phone", phone))
-        async with conn.transaction():
-            await conn.execute(
-                queries["store_sealed"], ids, numbers, sealed, email_hashes, phone_hashes
-            )
+        await conn.execute(
+            queries["store_sealed"], ids, numbers, sealed, email_hashes, phone_hashes
+        )
         after = (rows[-1]["campaign_id"], rows[-1]["id"])

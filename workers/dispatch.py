@@ -104,7 +104,7 @@ async def _link(deps: Deps, campaign_id: uuid.UUID, channel: str) -> tuple[str, 
             return "not sending", None
         campaign = Campaign.from_row(row)
         if campaign.preparing:
-            await _prepare(conn, campaign_id)
+            await _prepare(conn, campaign)
         buckets = _buckets(settings, campaign, channel)
         rate = min(b.rate for b in buckets)
         size = max(1, min(settings.batch_size, math.ceil(rate * LINK_SECONDS)))
@@ -143,14 +143,12 @@ def _fallback_candidates(results: list[SendResult]) -> list[int]:
     ]
 
 
-async def _prepare(conn: Conn, campaign_id: uuid.UUID) -> None:
+async def _prepare(conn: Conn, campaign: Campaign) -> None:
     """Create the next chunk of the campaign's deliveries, unless another link is at it."""
     async with conn.transaction():
-        row = await conn.fetchrow(queries["lock_for_preparing"], campaign_id)
-        if row is not None:
-            await campaign_service.prepare_deliveries(
-                conn, campaign_id, row["channels"], row["prepared_through"]
-            )
+        after = await conn.fetchval(queries["lock_for_preparing"], campaign.id)
+        if after is not None:
+            await campaign_service.prepare_deliveries(conn, campaign.id, campaign.channels, after)
 
 
 async def _idle(conn: Conn, campaign: Campaign, channel: str) -> tuple[str, float | None]:

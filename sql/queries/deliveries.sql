@@ -48,6 +48,11 @@ WITH chunk AS (
     WHERE campaign_id = $1 AND id > $3
     ORDER BY id
     LIMIT $4
+), progress AS (
+    -- A short chunk is the last: then every recipient has its deliveries (NULL).
+    SELECT CASE WHEN count(*) < $4 THEN NULL ELSE max(id) END AS prepared_through,
+           count(*)::int AS recipients
+    FROM chunk
 ), made AS (
     INSERT INTO deliveries (campaign_id, id, recipient_id, channel, verification_code)
     SELECT $1, nextval('deliveries_id_seq'), c.id, ch, new_verification_code()
@@ -62,14 +67,11 @@ WITH chunk AS (
     ON CONFLICT (campaign_id, channel, status, shard)
     DO UPDATE SET n = delivery_counts.n + EXCLUDED.n
 ), moved AS (
-    UPDATE campaigns
-    SET prepared_through = CASE WHEN (SELECT count(*) FROM chunk) < $4 THEN NULL
-                                ELSE (SELECT max(id) FROM chunk) END
-    WHERE id = $1
+    UPDATE campaigns SET prepared_through = progress.prepared_through
+    FROM progress WHERE id = $1
 )
-SELECT (SELECT count(*) FROM chunk)::int AS recipients, (SELECT count(*) FROM made)::int AS made,
-       CASE WHEN (SELECT count(*) FROM chunk) < $4 THEN NULL
-            ELSE (SELECT max(id) FROM chunk) END AS prepared_through
+SELECT progress.recipients, (SELECT count(*) FROM made)::int AS made, progress.prepared_through
+FROM progress
 
 -- reachable --
 -- Whether any recipient of the campaign has an address for one of the channels $2.
@@ -81,7 +83,7 @@ SELECT EXISTS (
 
 -- lock_for_preparing --
 -- The campaign row, if it is sending, still being prepared, and nobody else holds it.
-SELECT prepared_through, channels FROM campaigns
+SELECT prepared_through FROM campaigns
 WHERE id = $1 AND state = 'sending' AND prepared_through IS NOT NULL
 FOR NO KEY UPDATE SKIP LOCKED
 
