@@ -45,11 +45,16 @@ async def fleet(stack: LocalStack) -> list[asyncio.subprocess.Process]:
     return [await stack.start_worker_process() for _ in range(2)]
 
 
-async def launched(api: aiohttp.ClientSession, n: int) -> tuple[str, float]:
-    """A campaign of n generated recipients, launched; returns its id and when it began."""
+async def launched(
+    api: aiohttp.ClientSession, n: int, *, emails_sent: int = 0
+) -> tuple[str, float]:
+    """A campaign of n generated recipients, launched (and, if asked, sending: at least
+    `emails_sent` emails out); returns its id and when it began."""
     cid = await factories.draft_with_recipients(api, n)
     started = time.monotonic()
     await factories.launch(api, cid)
+    if emails_sent:
+        await poll(api, cid, sent("email", emails_sent))
     return cid, started
 
 

@@ -13,7 +13,7 @@ import pytest
 from notifier.settings import Settings
 from notifier.stack import LocalStack
 from tests import factories
-from tests.faults.conftest import finish, launched, poll, sent
+from tests.faults.conftest import finish, launched
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -38,8 +38,7 @@ async def test_pause_stops_sends_within_a_second_and_resume_finishes(
     db: asyncpg.Connection,
     fleet: list[asyncio.subprocess.Process],
 ) -> None:
-    cid, started = await launched(api, N)
-    await poll(api, cid, sent("email", N // 5))
+    cid, started = await launched(api, N, emails_sent=N // 5)
     async with api.post(f"/v1/campaigns/{cid}/pause") as resp:
         assert resp.status == 202
     paused_at = time.time()
@@ -77,8 +76,7 @@ async def test_cancel_leaves_nothing_pending_or_sending(
     db: asyncpg.Connection,
     fleet: list[asyncio.subprocess.Process],
 ) -> None:
-    cid, started = await launched(api, N)
-    await poll(api, cid, sent("email", N // 5))
+    cid, started = await launched(api, N, emails_sent=N // 5)
     async with api.post(f"/v1/campaigns/{cid}/cancel") as resp:
         assert resp.status == 202
     outcome = await finish(
