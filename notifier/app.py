@@ -91,18 +91,10 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
         if exc.status < 400:
             raise
         return problem(exc.status, exc.reason, exc.text or exc.reason, slug=f"http-{exc.status}")
-    except (
-        asyncpg.PostgresError,
-        asyncpg.InterfaceError,
-        asyncpg.exceptions.InternalClientError,
-        OSError,
-    ) as exc:
-        known = translate(exc)
-        if known is None:
-            log.exception("database error", extra={"path": request.path})
-            return problem(500, "Internal error", "the request failed", slug="internal")
-        return problem(known.status, known.title, known.detail, slug=known.type_slug)
-    except Exception:
+    except Exception as exc:
+        known = translate(exc)  # a database that is down, a unique key taken
+        if known is not None:
+            return problem(known.status, known.title, known.detail, slug=known.type_slug)
         log.exception("unexpected error", extra={"path": request.path})
         return problem(500, "Internal error", "the request failed", slug="internal")
 

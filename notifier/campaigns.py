@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import random
 import re
 import uuid
 from collections.abc import Collection, Mapping, Sequence
@@ -15,14 +14,19 @@ import asyncpg
 import orjson
 import phonenumbers
 
-from notifier.db import Conn, one, queries
+from notifier.db import Conn, counter_shard, one, queries
 from notifier.errors import Conflict, NotFound, ValidationFailed
-from notifier.models import CAMPAIGN_TRANSITIONS, CampaignState, Channel, DeliveryStatus
+from notifier.models import (
+    CAMPAIGN_TRANSITIONS,
+    LOCALE_TAG,
+    CampaignState,
+    Channel,
+    DeliveryStatus,
+)
 from notifier.templates import check_links, check_sms_budget, validate_templates
 
 log = logging.getLogger(__name__)
 
-_LOCALE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 _VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 RESERVED_COLUMNS = frozenset({"external_id", "email", "phone", "locale"})
 MAX_RATE = 100_000.0
@@ -153,7 +157,7 @@ def parse_spec(body: object, *, link_domains: Collection[str] | None = None) -> 
                 channels.append(Channel(ch))
 
     default_locale = body.get("default_locale")
-    if not isinstance(default_locale, str) or not _LOCALE.match(default_locale):
+    if not isinstance(default_locale, str) or not LOCALE_TAG.fullmatch(default_locale):
         problems.append({"field": "default_locale", "message": "a language tag such as 'ko'"})
         default_locale = ""
 
@@ -320,7 +324,7 @@ async def prepare_deliveries(
             [str(c) for c in channels],
             after,
             PREPARE_CHUNK,
-            random.randrange(16),
+            counter_shard(),
         )
     )
     if after == 0 or made["prepared_through"] is None:

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from notifier.errors import NotifierError
+from notifier.models import Scope
 from notifier.settings import Settings, SettingsError
 
 log = logging.getLogger("notifier")
@@ -339,7 +340,7 @@ def parser() -> argparse.ArgumentParser:
     )
     kc = keys.add_parser("create", help="create a key and print its secret once")
     kc.add_argument("--name", required=True)
-    kc.add_argument("--scopes", default="campaigns:read,campaigns:write,keys:admin")
+    kc.add_argument("--scopes", default=",".join(Scope))
     kc.add_argument("--expires-in-days", type=int, default=30)
     kc.set_defaults(func=cmd_keys_create)
     keys.add_parser("list", help="every key: expiry, last use, state").set_defaults(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,6 +31,28 @@ class DatabaseUnavailable(NotifierError):
     status = 503
     title = "Service unavailable"
     type_slug = "unavailable"
+
+
+# What Postgres being restarted or out of reach looks like to a client: the API answers 503,
+# a worker waits and tries again.
+DATABASE_DOWN: tuple[type[Exception], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,  # "connection is closed"
+    asyncpg.exceptions.OperatorInterventionError,  # shutdown, crash, "cannot connect now"
+    asyncpg.exceptions.InternalClientError,  # a connection left mid-statement by a restart
+)
+# Any failure of a statement: the database down, or the statement refused.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (asyncpg.PostgresError, *DATABASE_DOWN)
+
+# delivery_counts keeps this many rows per campaign, channel and status (sql/migrations);
+# each writer adds to a random one, so concurrent writers rarely wait on the same row.
+COUNTER_SHARDS = 16
+
+
+def counter_shard() -> int:
+    """The delivery_counts shard this write adds to."""
+    return random.randrange(COUNTER_SHARDS)
 
 
 def one(row: asyncpg.Record | None) -> asyncpg.Record:
@@ -76,16 +99,7 @@ def translate(exc: BaseException) -> NotifierError | None:
     """The project's own error for a driver error that has a meaning for the caller."""
     if isinstance(exc, asyncpg.UniqueViolationError):
         return Conflict("a resource with the same identity already exists")
-    if isinstance(
-        exc,
-        (
-            asyncpg.PostgresConnectionError,
-            asyncpg.exceptions.OperatorInterventionError,  # shutdown, crash, starting up
-            asyncpg.exceptions.InternalClientError,  # a connection a restart left mid-statement
-            ConnectionError,
-            OSError,
-        ),
-    ):
+    if isinstance(exc, DATABASE_DOWN):
         return DatabaseUnavailable()
     return None
 

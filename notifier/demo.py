@@ -15,6 +15,7 @@ import asyncpg
 from notifier import keys
 from notifier.db import migrate
 from notifier.embedded import EmbeddedServices
+from notifier.models import SCOPES
 from notifier.sealing import with_local_keys
 from notifier.settings import Settings
 from notifier.stack import LocalStack
@@ -100,9 +101,7 @@ async def run_demo(settings: Settings, *, accounts: int, rate: float, workers: i
             await stack.start_worker_process()
         conn = await asyncpg.connect(settings.database_url)
         try:
-            key = await keys.create(
-                conn, name="demo", scopes=sorted(keys.SCOPES), expires_in_days=1
-            )
+            key = await keys.create(conn, name="demo", scopes=sorted(SCOPES), expires_in_days=1)
         finally:
             await conn.close()
         return await _drive(stack.api_url, key.secret, accounts, settings.data_dir, started)

@@ -11,9 +11,10 @@ import codecs
 import csv
 import operator
 from collections import Counter
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any, AnyStr
 
 import orjson
@@ -51,6 +52,17 @@ class UploadFormat(StrEnum):
 
     CSV = "csv"
     NDJSON = "ndjson"
+
+
+# The media types an upload may be sent as, and the format each one is read as.
+MEDIA_TYPES: Mapping[str, UploadFormat] = MappingProxyType(
+    {
+        "text/csv": UploadFormat.CSV,
+        "application/x-ndjson": UploadFormat.NDJSON,
+        "application/ndjson": UploadFormat.NDJSON,
+        "application/jsonl": UploadFormat.NDJSON,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -12,8 +12,8 @@ from typing import Any
 
 from notifier.db import Conn, queries
 from notifier.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
+from notifier.models import SCOPES
 
-SCOPES = frozenset({"campaigns:read", "campaigns:write", "keys:admin"})
 MAX_LIFETIME_DAYS = 90
 _PREFIX = "nk_"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 
 
@@ -33,6 +34,21 @@ class DeliveryStatus(StrEnum):
     SUPPRESSED = "suppressed"
     CANCELLED = "cancelled"
 
+
+class Scope(StrEnum):
+    """What an API key may do."""
+
+    CAMPAIGNS_READ = "campaigns:read"
+    CAMPAIGNS_WRITE = "campaigns:write"
+    KEYS_ADMIN = "keys:admin"
+
+
+SCOPES = frozenset(map(str, Scope))
+
+# A BCP 47 language tag as templates and recipients name locales: language, optional script,
+# optional region ('ko', 'en-GB', 'zh-Hant-TW').
+LOCALE_TAG = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z]{4})?(?:-(?:[A-Za-z]{2}|[0-9]{3}))?")
+LOCALE_HINT = "must be a BCP 47 language tag such as 'ko', 'en', 'ko-KR' or 'zh-Hant-TW'"
 
 TERMINAL_STATUSES = frozenset(
     {

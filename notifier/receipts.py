@@ -10,12 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from notifier.db import Conn, Pool, queries
+from notifier.db import Conn, Pool, counter_shard, queries
 from notifier.models import DeliveryStatus
 
 log = logging.getLogger(__name__)
@@ -36,23 +35,6 @@ EMAIL_FINAL: dict[str, DeliveryStatus] = {
     "bounced": DeliveryStatus.FAILED,
     "rejected": DeliveryStatus.FAILED,
 }
-
-
-def message_ref(campaign_id: uuid.UUID, delivery_id: int) -> str:
-    """The start of an email's Message-ID: which campaign and delivery it is."""
-    return f"n{campaign_id.hex}.{delivery_id}"
-
-
-def parse_message_ref(message_id: str) -> tuple[uuid.UUID, int] | None:
-    """The campaign and delivery a Message-ID names, or None for one not sent from here."""
-    local = message_id.strip().strip("<>").partition("@")[0]
-    parts = local.split(".")
-    if len(parts) != 3 or not parts[0].startswith("n"):
-        return None
-    try:
-        return uuid.UUID(hex=parts[0][1:]), int(parts[1])
-    except ValueError:
-        return None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -83,7 +65,7 @@ async def store_receipts(conn: Conn, receipts: Iterable[Receipt]) -> None:
             [str(r.status) for r in rows],
             [r.provider_message_id for r in rows],
             [r.error for r in rows],
-            random.randrange(16),
+            counter_shard(),
         )
 
 

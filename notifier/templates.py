@@ -24,7 +24,9 @@ from typing import Any
 from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
+from notifier import messageid
 from notifier.errors import NotifierError
+from notifier.models import LOCALE_HINT, LOCALE_TAG
 
 BUILTIN_VARIABLES = frozenset({"external_id", "locale", "verification_code", "verify_url"})
 # Notices never repeat an address or number back: a phisher's copy could not either.
@@ -37,7 +39,6 @@ MAX_RENDERED_CHARS = 1_000_000
 _CODE_VARIABLES = frozenset({"verification_code", "verify_url"})
 _PARTS = {"email": ("subject", "text", "html"), "sms": ("text",)}
 _REQUIRED = {"email": ("subject", "text"), "sms": ("text",)}
-_LOCALE_TAG = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z]{4})?(?:-(?:[A-Za-z]{2}|[0-9]{3}))?")
 _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 # C0 and C1 controls and Unicode line breaks: none may reach a header.
@@ -129,8 +130,8 @@ def validate_templates(
     """Every problem with a campaign's templates as ``{"field", "message"}``; empty when fine."""
     problems: list[dict[str, str]] = []
     declared = _check_variables(variables, problems)
-    if not _LOCALE_TAG.fullmatch(default_locale):
-        problems.append({"field": "default_locale", "message": _TAG_HINT})
+    if not LOCALE_TAG.fullmatch(default_locale):
+        problems.append({"field": "default_locale", "message": LOCALE_HINT})
     if not isinstance(templates, Mapping):
         problems.append({"field": "templates", "message": "must be an object keyed by channel"})
         return problems
@@ -165,8 +166,6 @@ def validate_templates(
             )
     return problems
 
-
-_TAG_HINT = "must be a BCP 47 language tag such as 'ko', 'en', 'ko-KR' or 'zh-Hant-TW'"
 
 # A domain name as people read one in a message (with or without a scheme, inside a link or
 # an email address): labels (Unicode ones too) and a top-level domain of ASCII letters, an
@@ -263,8 +262,8 @@ def _check_locales(
     seen: dict[str, str] = {}
     for locale, parts in by_locale.items():
         field = f"templates.{channel}.{locale}"
-        if not isinstance(locale, str) or not _LOCALE_TAG.fullmatch(locale):
-            problems.append({"field": field, "message": "locale " + _TAG_HINT})
+        if not isinstance(locale, str) or not LOCALE_TAG.fullmatch(locale):
+            problems.append({"field": field, "message": "locale " + LOCALE_HINT})
         elif locale.lower() in seen:
             problems.append(
                 {
@@ -486,7 +485,7 @@ class CompiledCampaign:
             subject,
             self._date,
             b"Message-ID: <",
-            f"{ref}.{uuid.uuid4().hex[:16]}".encode("ascii") if ref else uuid.uuid4().hex.encode(),
+            messageid.local_part(ref),
             self._message_id_tail,
         ]
         if parts.html is None:

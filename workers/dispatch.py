@@ -18,13 +18,12 @@ import orjson
 from arq.connections import ArqRedis
 
 from notifier import campaigns as campaign_service
-from notifier import chains
+from notifier import chains, messageid, routes
 from notifier.campaigns import Campaign
-from notifier.db import Conn, one, queries
+from notifier.db import DATABASE_DOWN, DATABASE_ERRORS, Conn, counter_shard, one, queries
 from notifier.models import CampaignState, Channel
 from notifier.providers import Outcome, OutgoingEmail, OutgoingSms, Provider, SendResult
 from notifier.ratelimit import Bucket, RateLimiter, campaign_bucket, provider_bucket
-from notifier.receipts import message_ref
 from notifier.sealing import Sealer, SealError
 from notifier.settings import Settings
 from notifier.templates import CompiledCampaign, sms_segments
@@ -35,14 +34,6 @@ log = logging.getLogger(__name__)
 LINK_SECONDS = 2.0
 STATE_CHECK_SECONDS = 0.5
 RECORD_RETRY_SECONDS = 60.0
-# What Postgres being restarted or out of reach looks like to a client.
-DATABASE_DOWN = (
-    OSError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.exceptions.OperatorInterventionError,  # shutdown, crash, "cannot connect now"
-    asyncpg.exceptions.InternalClientError,  # a connection left mid-statement by a restart
-)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -64,7 +55,7 @@ class Deps:
             found = CompiledCampaign(
                 campaign.templates,
                 email_from=self.settings.email_from,
-                message_id_domain=self.settings.email_from.rpartition("@")[2] or "localhost",
+                message_id_domain=messageid.domain_of(self.settings.email_from),
             )
             self.compiled[campaign.id] = found
             while len(self.compiled) > 32:
@@ -82,7 +73,7 @@ async def dispatch(
         return "superseded"
     try:
         outcome, defer = await _link(deps, uuid.UUID(campaign_id), channel)
-    except (*DATABASE_DOWN, asyncpg.PostgresError):
+    except DATABASE_ERRORS:
         log.exception(
             "dispatch link failed; retrying shortly",
             extra={"campaign_id": campaign_id, "channel": channel},
@@ -116,7 +107,7 @@ async def _link(deps: Deps, campaign_id: uuid.UUID, channel: str) -> tuple[str, 
             size,
             claim,
             float(settings.lease_seconds),
-            random.randrange(16),
+            counter_shard(),
         )
         if not rows:
             return await _idle(conn, campaign, channel)
@@ -205,12 +196,12 @@ def _render(
             external_id=r["external_id"],
             locale=r["locale"],
             verification_code=code,
-            verify_url=f"{base}/v1/verify/{code}",
+            verify_url=routes.verify_url(base, code),
         )
         try:
             if channel == Channel.EMAIL:
                 data = compiled.render_email(
-                    r["locale"], to, context, ref=message_ref(campaign.id, r["id"])
+                    r["locale"], to, context, ref=messageid.ref(campaign.id, r["id"])
                 )
                 messages.append(OutgoingEmail(delivery_id=r["id"], to=to, data=data))
             else:
@@ -226,9 +217,7 @@ def _render(
                         )
                     )
                     continue
-                callback = (
-                    f"{base}/v1/webhooks/twilio/status?campaign={campaign.id}&delivery={r['id']}"
-                )
+                callback = routes.twilio_status_url(base, campaign.id, r["id"])
                 messages.append(
                     OutgoingSms(delivery_id=r["id"], to=to, body=body, status_callback=callback)
                 )
@@ -331,7 +320,7 @@ async def _record(
         retry_in,
         claim,
         deps.settings.max_attempts,
-        random.randrange(16),
+        counter_shard(),
     )
     deadline = time.monotonic() + RECORD_RETRY_SECONDS
     while True:
@@ -341,7 +330,7 @@ async def _record(
                 if not fallback:
                     return 0
                 added = await conn.fetchval(
-                    queries["add_fallback"], campaign_id, fallback, random.randrange(16)
+                    queries["add_fallback"], campaign_id, fallback, counter_shard()
                 )
                 return int(added or 0)
         except DATABASE_DOWN:

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import uuid
 from typing import Any
 
 from notifier import campaigns as campaign_service
 from notifier import chains
 from notifier.campaigns import Campaign
-from notifier.db import queries
+from notifier.db import counter_shard, queries
 from notifier.models import CampaignState
 from notifier.receipts import TWILIO_FINAL, Receipt, store_receipts
 
@@ -39,10 +38,10 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
         for row in await conn.fetch(queries["active_campaigns"]):
             cid = row["id"]
             summary["reclaimed"] += await conn.fetchval(
-                queries["reclaim_expired"], cid, random.randrange(16)
+                queries["reclaim_expired"], cid, counter_shard()
             )
             if row["state"] == CampaignState.CANCELLED:
-                await conn.fetchval(queries["cancel_pending"], cid, random.randrange(16))
+                await conn.fetchval(queries["cancel_pending"], cid, counter_shard())
                 continue
             campaign = Campaign.from_row(await conn.fetchrow(queries["get_campaign"], cid))
             counts = await campaign_service.counts(conn, campaign)

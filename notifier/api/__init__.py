@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from notifier import routes
 from notifier.api import campaigns, deliveries, keys, public, webhooks
 
 
@@ -23,9 +24,9 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/v1/campaigns/{id}/deliveries", deliveries.list_)
     r.add_get("/v1/campaigns/{id}/report", deliveries.report)
     r.add_get("/v1/recipients/{external_id}/deliveries", deliveries.for_recipient)
-    r.add_get("/v1/verify/{code}", public.verify)
-    r.add_post("/v1/webhooks/twilio/status", webhooks.twilio_status)
-    r.add_post("/v1/webhooks/email/events", webhooks.email_events)
+    r.add_get(routes.VERIFY, public.verify)
+    r.add_post(routes.TWILIO_STATUS, webhooks.twilio_status)
+    r.add_post(routes.EMAIL_EVENTS, webhooks.email_events)
     r.add_post("/v1/keys", keys.create)
     r.add_get("/v1/keys", keys.list_)
     r.add_delete("/v1/keys/{id}", keys.revoke)

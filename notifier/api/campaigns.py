@@ -25,13 +25,8 @@ from notifier.app import (
 )
 from notifier.campaigns import Campaign
 from notifier.errors import RequestTimeout, UnsupportedMediaType
-
-UPLOAD_TYPES = {
-    "text/csv": "csv",
-    "application/x-ndjson": "ndjson",
-    "application/ndjson": "ndjson",
-    "application/jsonl": "ndjson",
-}
+from notifier.imports import MEDIA_TYPES
+from notifier.models import Scope
 
 
 async def render(request: web.Request, campaign: Campaign) -> dict[str, Any]:
@@ -63,7 +58,7 @@ async def render(request: web.Request, campaign: Campaign) -> dict[str, Any]:
     }
 
 
-@requires("campaigns:write")
+@requires(Scope.CAMPAIGNS_WRITE)
 async def create(request: web.Request) -> web.Response:
     spec = service.parse_spec(
         await read_json(request), link_domains=request.app[SETTINGS].allowed_link_domains()
@@ -73,14 +68,14 @@ async def create(request: web.Request) -> web.Response:
     return json_response(await render(request, campaign), status=201)
 
 
-@requires("campaigns:read")
+@requires(Scope.CAMPAIGNS_READ)
 async def get(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         campaign = await service.get(conn, params.campaign_id(request))
     return json_response(await render(request, campaign))
 
 
-@requires("campaigns:read")
+@requires(Scope.CAMPAIGNS_READ)
 async def list_(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         items, cursor = await service.list_page(
@@ -113,9 +108,9 @@ async def _chunks(request: web.Request) -> AsyncIterator[bytes]:
         yield chunk
 
 
-@requires("campaigns:write")
+@requires(Scope.CAMPAIGNS_WRITE)
 async def upload(request: web.Request) -> web.Response:
-    fmt = UPLOAD_TYPES.get(request.content_type)
+    fmt = MEDIA_TYPES.get(request.content_type)
     if fmt is None:
         raise UnsupportedMediaType("send recipients as text/csv or application/x-ndjson")
     cid = params.campaign_id(request)
@@ -137,7 +132,7 @@ async def upload(request: web.Request) -> web.Response:
 def transition(action: str) -> Handler:
     """The handler of one state change: launch, pause, resume or cancel."""
 
-    @requires("campaigns:write")
+    @requires(Scope.CAMPAIGNS_WRITE)
     async def handler(request: web.Request) -> web.Response:
         async with request.app[POOL].acquire() as conn:
             campaign = await service.change_state(conn, params.campaign_id(request), action)

@@ -9,13 +9,13 @@ from notifier import deliveries as service
 from notifier.api import params
 from notifier.app import POOL, json_response, requires
 from notifier.errors import NotFound
-from notifier.models import Channel, DeliveryStatus
+from notifier.models import Channel, DeliveryStatus, Scope
 
 STATUSES = frozenset(map(str, DeliveryStatus))
 CHANNELS = frozenset(map(str, Channel))
 
 
-@requires("campaigns:read")
+@requires(Scope.CAMPAIGNS_READ)
 async def list_(request: web.Request) -> web.Response:
     cid = params.campaign_id(request)
     status = params.choice(request, "status", STATUSES)
@@ -33,7 +33,7 @@ async def list_(request: web.Request) -> web.Response:
     return json_response({"items": items, "next": str(cursor) if cursor is not None else None})
 
 
-@requires("campaigns:read")
+@requires(Scope.CAMPAIGNS_READ)
 async def report(request: web.Request) -> web.StreamResponse:
     cid = params.campaign_id(request)
     async with request.app[POOL].acquire() as conn:
@@ -52,7 +52,7 @@ async def report(request: web.Request) -> web.StreamResponse:
     return response
 
 
-@requires("campaigns:read")
+@requires(Scope.CAMPAIGNS_READ)
 async def for_recipient(request: web.Request) -> web.Response:
     external_id = request.match_info["external_id"]
     async with request.app[POOL].acquire() as conn:

@@ -15,11 +15,10 @@ from aiohttp import web
 from notifier.app import KEY, POOL, Handler, problem
 from notifier.db import queries
 from notifier.errors import BadRequest, Conflict, NotifierError, ValidationFailed
+from notifier.imports import MEDIA_TYPES
 
 HEADER = "Idempotency-Key"
-STREAMED_TYPES = frozenset(
-    {"text/csv", "application/x-ndjson", "application/ndjson", "application/jsonl"}
-)
+STREAMED_TYPES = frozenset(MEDIA_TYPES)  # bodies hashed as they stream, not read first
 
 
 class BodyDigest:

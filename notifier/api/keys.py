@@ -10,6 +10,7 @@ from notifier import audit, keys
 from notifier.api import params
 from notifier.app import POOL, json_response, read_json, requires
 from notifier.errors import BadRequest, NotFound, ValidationFailed
+from notifier.models import Scope
 
 
 def _key_id(request: web.Request) -> uuid.UUID:
@@ -19,7 +20,7 @@ def _key_id(request: web.Request) -> uuid.UUID:
         raise NotFound("no such API key") from None
 
 
-@requires("keys:admin")
+@requires(Scope.KEYS_ADMIN)
 async def create(request: web.Request) -> web.Response:
     body = await read_json(request)
     if not isinstance(body, dict):
@@ -49,7 +50,7 @@ async def create(request: web.Request) -> web.Response:
     )
 
 
-@requires("keys:admin")
+@requires(Scope.KEYS_ADMIN)
 async def list_(request: web.Request) -> web.Response:
     raw = request.query.get("after")
     try:
@@ -61,14 +62,14 @@ async def list_(request: web.Request) -> web.Response:
     return json_response({"items": items, "next": str(cursor) if cursor else None})
 
 
-@requires("keys:admin")
+@requires(Scope.KEYS_ADMIN)
 async def revoke(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         await keys.revoke(conn, _key_id(request))
     return web.Response(status=204)
 
 
-@requires("keys:admin")
+@requires(Scope.KEYS_ADMIN)
 async def audit_log(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         items, cursor = await audit.list_page(

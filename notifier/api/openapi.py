@@ -6,7 +6,7 @@ from functools import cache
 from typing import Any
 
 from notifier import __version__
-from notifier.models import CampaignState, Channel, DeliveryStatus
+from notifier.models import CampaignState, Channel, DeliveryStatus, Scope
 
 J = dict[str, Any]
 
@@ -165,7 +165,7 @@ _KEY = {
         "last_used_at": {"type": ["string", "null"], "format": "date-time"},
     },
 }
-_SCOPES = ["campaigns:read", "campaigns:write", "keys:admin"]
+_SCOPES = list(map(str, Scope))
 _SCHEMAS: J = {
     "KeyCreate": {
         "type": "object",

@@ -13,10 +13,11 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from notifier import messageid
 from notifier.app import RECEIPTS, SETTINGS
 from notifier.errors import BadRequest, Forbidden, NotFound
 from notifier.providers.twilio import callback_signed
-from notifier.receipts import EMAIL_FINAL, TWILIO_FINAL, Receipt, parse_message_ref
+from notifier.receipts import EMAIL_FINAL, TWILIO_FINAL, Receipt
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ async def email_events(request: web.Request) -> web.Response:
     events = _email_events(body)
     receipts = []
     for event in events:
-        found = parse_message_ref(event["message_id"])
+        found = messageid.parse(event["message_id"])
         final = EMAIL_FINAL.get(event["event"])
         if found is None or final is None:
             continue  # not one of ours, or nothing final to say
@@ -104,7 +105,7 @@ async def email_events(request: web.Request) -> web.Response:
                 campaign_id=found[0],
                 delivery_id=found[1],
                 status=final,
-                provider_message_id="<" + event["message_id"].strip().strip("<>") + ">",
+                provider_message_id=messageid.normalize(event["message_id"]),
                 error=f"email {event['event']}: {str(reason)[:200]}" if reason else None,
             )
         )

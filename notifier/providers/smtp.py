@@ -14,6 +14,7 @@ from typing import Literal
 import aiosmtplib
 from aiosmtplib.typing import Default
 
+from notifier import messageid
 from notifier.providers import Outcome, OutgoingEmail, SendResult, fan_out, scrub
 from notifier.settings import Settings
 
@@ -63,30 +64,6 @@ def classify(code: int | None, message: str = "") -> Outcome:
     if 500 <= code < 600:
         return Outcome.PERMANENT
     return Outcome.TRANSIENT
-
-
-def message_id(data: bytes) -> str | None:
-    """The Message-ID header of a rendered message, found without parsing the message."""
-    end = data.find(b"\r\n\r\n")
-    if end < 0:
-        end = data.find(b"\n\n")
-    head = data if end < 0 else data[: end + 2]
-    lowered = head.lower()
-    if lowered.startswith(b"message-id:"):
-        start = 0
-    else:
-        start = lowered.find(b"\nmessage-id:")
-        if start < 0:
-            return None
-        start += 1
-    start += len(b"message-id:")
-    stop = head.find(b"\n", start)
-    # A folded header continues on lines that start with whitespace.
-    while 0 <= stop < len(head) - 1 and head[stop + 1] in b" \t":
-        stop = head.find(b"\n", stop + 1)
-    value = head[start : stop if stop >= 0 else len(head)]
-    text = " ".join(value.decode("ascii", "replace").split())
-    return text or None
 
 
 class _Client(aiosmtplib.SMTP):
@@ -182,7 +159,7 @@ class SmtpProvider:
         return SendResult(
             delivery_id=message.delivery_id,
             outcome=Outcome.SENT,
-            provider_message_id=message_id(message.data),
+            provider_message_id=messageid.find(message.data),
         )
 
     async def _connect(self) -> _Client:

@@ -23,8 +23,8 @@ import logging
 import ssl
 from typing import Literal, cast
 
+from notifier.messageid import find as message_id
 from notifier.models import Channel
-from notifier.providers.smtp import message_id
 from notifier.sandbox.faults import Faults
 from notifier.sandbox.inbox import Inbox
 

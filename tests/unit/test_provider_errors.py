@@ -7,6 +7,7 @@ import email.utils
 import pytest
 from twilio.request_validator import RequestValidator
 
+from notifier import messageid
 from notifier.providers import Outcome, scrub
 from notifier.providers import smtp as smtp_provider
 from notifier.providers import twilio as twilio_provider
@@ -110,7 +111,7 @@ def test_retry_after_reads_seconds_and_dates() -> None:
     ],
 )
 def test_message_id_is_found_in_the_header_only(data: bytes, expected: str | None) -> None:
-    assert smtp_provider.message_id(data) == expected
+    assert messageid.find(data) == expected
 
 
 def test_callback_signature_matches_twilio_validator() -> None:
