@@ -2,19 +2,21 @@
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# One stamp per extra installed: `local` is what the demo needs, `test` has everything.
+STAMP := $(VENV)/.installed-test
+DEMO_STAMP := $(VENV)/.installed-local
 
 .PHONY: install demo test faults bench lint format typecheck check clean
 
-$(STAMP): pyproject.toml
+$(VENV)/.installed-%: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[$*]'
+	touch $@
 
 install: $(STAMP)
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(BIN)/notifier demo
 
 test: $(STAMP)
@@ -33,8 +35,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check notifier workers tests bench
 
 format: $(STAMP)
-	$(BIN)/ruff format notifier workers tests
-	$(BIN)/ruff check --fix notifier workers tests
+	$(BIN)/ruff format notifier workers tests bench
+	$(BIN)/ruff check --fix notifier workers tests bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict notifier workers

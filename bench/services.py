@@ -23,9 +23,9 @@ import aiohttp
 import asyncpg
 import redis.asyncio as aioredis
 
-from notifier.embedded import EmbeddedServices, free_port
 from notifier.settings import Settings
-from notifier.stack import settings_env
+from notifier.tooling.embedded import EmbeddedServices, free_port
+from notifier.tooling.stack import settings_env
 
 ARQ_HEALTH_KEY = "notifier:queue:health-check"
 READY_TIMEOUT = 60.0

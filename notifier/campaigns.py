@@ -1,59 +1,32 @@
-"""Campaigns: validation of what integrators send, creation, state changes, progress."""
+"""Campaigns: creation, state changes, progress."""
 
 from __future__ import annotations
 
 import logging
-import re
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 import orjson
-import phonenumbers
 
 from notifier.db import Conn, counter_shard, one, queries
-from notifier.errors import Conflict, NotFound, ValidationFailed
+from notifier.errors import Conflict, NotFound
 from notifier.models import (
     CAMPAIGN_TRANSITIONS,
-    LOCALE_TAG,
     CampaignState,
     Channel,
     DeliveryStatus,
 )
-from notifier.templates import check_links, check_sms_budget, validate_templates
+from notifier.schemas.campaigns import CampaignCreate
 
 log = logging.getLogger(__name__)
 
-_VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-RESERVED_COLUMNS = frozenset({"external_id", "email", "phone", "locale"})
-MAX_RATE = 100_000.0
-
-
-# SMS segments one message may take unless the campaign says otherwise: a Korean notice with
-# its link fits in two or three UCS-2 segments of 67 characters.
-DEFAULT_SMS_SEGMENTS = 3
 # Recipients whose deliveries are created in one transaction: launch creates the first
 # chunk, dispatch the rest (about half a second each with two channels).
 PREPARE_CHUNK = 20_000
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CampaignSpec:
-    """A validated request to create a campaign."""
-
-    name: str
-    incident_ref: str
-    channels: tuple[Channel, ...]
-    default_locale: str
-    default_region: str | None
-    variables: tuple[str, ...]
-    templates: Mapping[str, Any]
-    rate_limit_per_second: float | None
-    fallback: Mapping[str, str]
-    sms_max_segments: int = DEFAULT_SMS_SEGMENTS
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -111,129 +84,7 @@ class Campaign:
         return frozenset(set.intersection(*sets)) if sets else frozenset()
 
 
-def _text(body: Mapping[str, Any], name: str, problems: list[dict[str, str]], *, limit: int) -> str:
-    value = body.get(name)
-    if not isinstance(value, str) or not value.strip():
-        problems.append({"field": name, "message": "required, a non-empty string"})
-        return ""
-    if len(value) > limit or any(ord(ch) < 32 for ch in value):
-        problems.append(
-            {"field": name, "message": f"at most {limit} characters, no control characters"}
-        )
-    return value.strip()
-
-
-def parse_spec(body: object, *, link_domains: Collection[str] | None = None) -> CampaignSpec:
-    """Validate a create-campaign body; every problem is reported at once, by field."""
-    if not isinstance(body, dict):
-        raise ValidationFailed("the body must be a JSON object")
-    problems: list[dict[str, str]] = []
-    known = {
-        "name",
-        "incident_ref",
-        "channels",
-        "default_locale",
-        "default_region",
-        "variables",
-        "templates",
-        "rate_limit_per_second",
-        "fallback",
-        "sms_max_segments",
-    }
-    for field in sorted(set(body) - known):
-        problems.append({"field": field, "message": "unknown field"})
-    name = _text(body, "name", problems, limit=200)
-    incident_ref = _text(body, "incident_ref", problems, limit=100)
-
-    channels: list[Channel] = []
-    raw_channels = body.get("channels")
-    if not isinstance(raw_channels, list) or not raw_channels:
-        problems.append({"field": "channels", "message": 'a non-empty list of "email", "sms"'})
-    else:
-        for ch in raw_channels:
-            if ch not in ("email", "sms") or Channel(ch) in channels:
-                problems.append({"field": "channels", "message": f"unknown or repeated {ch!r}"})
-            else:
-                channels.append(Channel(ch))
-
-    default_locale = body.get("default_locale")
-    if not isinstance(default_locale, str) or not LOCALE_TAG.fullmatch(default_locale):
-        problems.append({"field": "default_locale", "message": "a language tag such as 'ko'"})
-        default_locale = ""
-
-    region = body.get("default_region")
-    if region is not None and (
-        not isinstance(region, str) or region.upper() not in phonenumbers.SUPPORTED_REGIONS
-    ):
-        problems.append({"field": "default_region", "message": "an ISO 3166 region such as 'KR'"})
-        region = None
-
-    variables = body.get("variables", [])
-    if not isinstance(variables, list) or not all(
-        isinstance(v, str) and _VARIABLE.match(v) and v not in RESERVED_COLUMNS for v in variables
-    ):
-        problems.append(
-            {"field": "variables", "message": "a list of column names (letters, digits, _)"}
-        )
-        variables = []
-
-    rate = body.get("rate_limit_per_second")
-    if rate is not None and (
-        isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= MAX_RATE
-    ):
-        problems.append(
-            {"field": "rate_limit_per_second", "message": f"a number in (0, {MAX_RATE:g}]"}
-        )
-        rate = None
-
-    segments = body.get("sms_max_segments", DEFAULT_SMS_SEGMENTS)
-    if isinstance(segments, bool) or not isinstance(segments, int) or not 1 <= segments <= 10:
-        problems.append({"field": "sms_max_segments", "message": "an integer from 1 to 10"})
-        segments = DEFAULT_SMS_SEGMENTS
-
-    fallback = body.get("fallback", {})
-    if not isinstance(fallback, dict) or any(
-        (k, v) != ("email_failed", "sms") for k, v in fallback.items()
-    ):
-        problems.append({"field": "fallback", "message": 'only {"email_failed": "sms"}'})
-        fallback = {}
-
-    templates = body.get("templates")
-    needed = [str(c) for c in channels]
-    if fallback and "sms" not in needed:
-        needed.append("sms")  # the fallback sends SMS, so it needs an SMS template
-    if channels and default_locale:
-        problems.extend(
-            validate_templates(
-                templates,
-                channels=needed,
-                default_locale=default_locale,
-                variables=variables,
-            )
-        )
-    if not problems:
-        assert isinstance(templates, dict)
-        problems.extend(check_sms_budget(templates, segments))
-        if link_domains is not None:
-            problems.extend(check_links(templates, link_domains))
-    if problems:
-        raise ValidationFailed("the campaign is not valid", errors=problems)
-    assert isinstance(templates, dict)
-    return CampaignSpec(
-        name=name,
-        incident_ref=incident_ref,
-        channels=tuple(channels),
-        default_locale=default_locale,
-        default_region=region.upper() if region else None,
-        variables=tuple(variables),
-        templates=templates,
-        rate_limit_per_second=float(rate) if rate is not None else None,
-        fallback=fallback,
-        sms_max_segments=segments,
-    )
-
-
-async def create(conn: Conn, spec: CampaignSpec, created_by: uuid.UUID | None = None) -> Campaign:
+async def create(conn: Conn, spec: CampaignCreate, created_by: uuid.UUID | None = None) -> Campaign:
     """Store a new draft campaign with its partitions."""
     campaign_id = uuid.uuid4()
     async with conn.transaction():
@@ -257,12 +108,18 @@ async def create(conn: Conn, spec: CampaignSpec, created_by: uuid.UUID | None = 
     return Campaign.from_row(one(row))
 
 
+async def find(conn: Conn, campaign_id: uuid.UUID) -> Campaign | None:
+    """One campaign, or None."""
+    row = await conn.fetchrow(queries["get_campaign"], campaign_id)
+    return Campaign.from_row(row) if row is not None else None
+
+
 async def get(conn: Conn, campaign_id: uuid.UUID) -> Campaign:
     """One campaign, or NotFound."""
-    row = await conn.fetchrow(queries["get_campaign"], campaign_id)
-    if row is None:
+    campaign = await find(conn, campaign_id)
+    if campaign is None:
         raise NotFound(f"no campaign {campaign_id}")
-    return Campaign.from_row(row)
+    return campaign
 
 
 async def list_page(
@@ -302,9 +159,19 @@ async def change_state(conn: Conn, campaign_id: uuid.UUID, action: str) -> Campa
             [str(s) for s in allowed_from],
         )
         if action == "cancel":
-            await conn.fetchval(queries["cancel_pending"], campaign_id, 0)
+            await cancel_pending(conn, campaign_id)
     log.info("campaign state changed", extra={"campaign_id": str(campaign_id), "action": action})
     return Campaign.from_row(one(row))
+
+
+async def cancel_pending(conn: Conn, campaign_id: uuid.UUID, *, shard: int = 0) -> int:
+    """Cancel every delivery not yet handed to a provider; returns how many."""
+    return int(await conn.fetchval(queries["cancel_pending"], campaign_id, shard) or 0)
+
+
+async def complete_if_done(conn: Conn, campaign_id: uuid.UUID) -> bool:
+    """Complete a sending campaign with nothing left pending or in flight; whether it did."""
+    return await conn.fetchval(queries["complete_if_done"], campaign_id) is not None
 
 
 async def prepare_deliveries(
@@ -328,7 +195,7 @@ async def prepare_deliveries(
         )
     )
     if after == 0 or made["prepared_through"] is None:
-        await conn.execute(f"ANALYZE deliveries_{campaign_id.hex}")
+        await conn.execute(queries["analyze_deliveries"], campaign_id)
     return made
 
 
@@ -357,7 +224,7 @@ def progress(
     return rate, eta
 
 
-def channels_of(campaign: CampaignSpec | Campaign) -> Sequence[Channel]:
+def channels_of(campaign: CampaignCreate | Campaign) -> Sequence[Channel]:
     """Channels dispatch runs for: the campaign's own, plus SMS when email falls back to it."""
     chans = list(campaign.channels)
     if campaign.fallback.get("email_failed") == "sms" and Channel.SMS not in chans:

@@ -1,17 +1,19 @@
-"""The `notifier` command: migrate, api, worker, sandbox, keys create, demo."""
+"""The `notifier` command: migrate, api, keys, audit, ledger, purge, seal, and the commands
+other packages add (worker, sandbox, demo)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from importlib.metadata import entry_points
 from typing import Any, TypeVar
 
+from notifier.commands import ENTRY_POINT_GROUP, Register, Subcommands, install_uvloop, require
 from notifier.errors import NotifierError
 from notifier.models import Scope
 from notifier.settings import Settings, SettingsError
@@ -27,24 +29,10 @@ def _setup_logging(settings: Settings) -> None:
     )
 
 
-def _require(settings: Settings, *names: str) -> None:
-    missing = [n for n in names if not getattr(settings, n)]
-    if missing:
-        raise SettingsError("set " + ", ".join(f"NOTIFIER_{n.upper()}" for n in missing))
-
-
-def _install_uvloop() -> None:
-    try:
-        import uvloop
-    except ImportError:  # the service also runs on the standard loop
-        return
-    uvloop.install()
-
-
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     from notifier.db import migrate
 
-    _require(settings, "database_url")
+    require(settings, "database_url")
     assert settings.database_url
     applied = asyncio.run(migrate(settings.database_url))
     print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
@@ -55,8 +43,8 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
     from notifier.app import create_app
     from notifier.serve import serve
 
-    _require(settings, "database_url", "redis_url")
-    _install_uvloop()
+    require(settings, "database_url", "redis_url")
+    install_uvloop()
     asyncio.run(
         serve(
             create_app(settings),
@@ -68,49 +56,11 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    from arq.worker import Worker
-
-    from notifier.sealing import Sealer
-    from workers.settings import worker_settings
-
-    _require(settings, "database_url", "redis_url")
-    Sealer.from_settings(settings)  # refuse to start without the keys, naming them
-    _install_uvloop()
-    Worker(**worker_settings(settings)).run()
-    return 0
-
-
-def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
-    from notifier.sandbox import serve
-
-    _install_uvloop()
-    print(
-        f"sandbox: SMTP on {args.host}:{args.smtp_port}, "
-        f"Twilio-compatible API on http://{args.host}:{args.http_port}",
-        flush=True,
-    )
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(
-            serve(
-                args.host,
-                args.smtp_port,
-                args.http_port,
-                settings.twilio_account_sid,
-                settings.twilio_auth_token,
-                keep_bodies=not args.no_bodies,
-                interim_callbacks=not args.final_callbacks_only,
-                callback_concurrency=args.callback_concurrency,
-            )
-        )
-    return 0
-
-
 def _with_db(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
     """Run `work(connection)` against NOTIFIER_DATABASE_URL."""
     import asyncpg
 
-    _require(settings, "database_url")
+    require(settings, "database_url")
 
     async def run() -> T:
         conn = await asyncpg.connect(settings.database_url)
@@ -297,15 +247,6 @@ def cmd_new_data_key(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
-    from notifier.demo import run_demo
-
-    _install_uvloop()
-    return asyncio.run(
-        run_demo(settings, accounts=args.accounts, rate=args.rate, workers=args.workers)
-    )
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="notifier", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -313,28 +254,6 @@ def parser() -> argparse.ArgumentParser:
         func=cmd_migrate
     )
     sub.add_parser("api", help="serve the REST API").set_defaults(func=cmd_api)
-    sub.add_parser("worker", help="run one dispatch worker").set_defaults(func=cmd_worker)
-    sb = sub.add_parser("sandbox", help="local SMTP server and Twilio-compatible API")
-    sb.add_argument("--host", default="127.0.0.1")
-    sb.add_argument("--smtp-port", type=int, default=2525)
-    sb.add_argument("--http-port", type=int, default=8025)
-    sb.add_argument(
-        "--callback-concurrency",
-        type=int,
-        default=32,
-        help="status callbacks posted at once (Twilio itself posts many more)",
-    )
-    sb.add_argument(
-        "--no-bodies",
-        action="store_true",
-        help="keep who received what and when, not the message texts (large runs)",
-    )
-    sb.add_argument(
-        "--final-callbacks-only",
-        action="store_true",
-        help='post only the final SMS status, not "sent" first as Twilio does',
-    )
-    sb.set_defaults(func=cmd_sandbox)
     keys = sub.add_parser("keys", help="API keys").add_subparsers(
         dest="keys_command", required=True
     )
@@ -387,14 +306,30 @@ def parser() -> argparse.ArgumentParser:
     )
     se.add_argument("--batch", type=int, default=5000, help="recipients per transaction")
     se.set_defaults(func=cmd_seal)
-    demo = sub.add_parser("demo", help="the whole system on this machine, end to end")
-    demo.add_argument("--accounts", type=int, default=10_000)
-    demo.add_argument(
-        "--rate", type=float, default=1000.0, help="messages per second per channel during the demo"
-    )
-    demo.add_argument("--workers", type=int, default=2, help="worker processes to run")
-    demo.set_defaults(func=cmd_demo)
+    _add_installed_commands(sub)
     return p
+
+
+def _add_installed_commands(sub: Subcommands) -> None:
+    """The commands other packages register under the `notifier.commands` entry points."""
+    for entry in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        try:
+            register: Register = entry.load()
+        except (ImportError, AttributeError) as exc:
+            # Listed and refused with the reason, rather than `--help` itself failing.
+            broken = sub.add_parser(entry.name, help=f"(cannot be loaded: {exc})")
+            broken.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+            broken.set_defaults(func=_unloadable(entry.name, exc))
+            continue
+        register(sub)
+
+
+def _unloadable(name: str, exc: Exception) -> Callable[[Settings, argparse.Namespace], int]:
+    def refuse(settings: Settings, args: argparse.Namespace) -> int:
+        print(f"notifier: the {name} command cannot be loaded: {exc}", file=sys.stderr)
+        return 2
+
+    return refuse
 
 
 def main(argv: Sequence[str] | None = None) -> int:

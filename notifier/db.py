@@ -6,6 +6,7 @@ import logging
 import random
 import re
 from collections.abc import Mapping
+from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeAlias
@@ -17,7 +18,9 @@ from notifier.errors import Conflict, NotifierError
 
 log = logging.getLogger(__name__)
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+# sql/ ships inside the package as notifier.sql (see pyproject.toml), so an installed wheel
+# and an editable checkout find it the same way; both hold it as plain files.
+SQL_DIR = Path(str(resources.files("notifier.sql")))
 _QUERY_HEADER = re.compile(r"^-- ([a-z0-9_]+) --\s*$", re.MULTILINE)
 
 Pool: TypeAlias = "asyncpg.Pool[asyncpg.Record]"
@@ -62,18 +65,24 @@ def one(row: asyncpg.Record | None) -> asyncpg.Record:
     return row
 
 
+def parse_queries(text: str) -> list[tuple[str, str]]:
+    """The named blocks of one query file, in order: (name, SQL)."""
+    marks = list(_QUERY_HEADER.finditer(text))
+    return [
+        (mark.group(1), text[mark.end() : nxt.start() if nxt else len(text)].strip())
+        for mark, nxt in zip(marks, [*marks[1:], None], strict=True)
+    ]
+
+
 def load_queries(directory: Path = SQL_DIR / "queries") -> Mapping[str, str]:
-    """Every named query in `sql/queries/*.sql`, by name; blocks start with `-- name --`."""
+    """Every named query in `sql/queries/*.sql`, by name; blocks start with `-- name --`.
+    Each file holds the queries of the module named like it."""
     queries: dict[str, str] = {}
     for path in sorted(directory.glob("*.sql")):
-        text = path.read_text(encoding="utf-8")
-        marks = list(_QUERY_HEADER.finditer(text))
-        for i, mark in enumerate(marks):
-            end = marks[i + 1].start() if i + 1 < len(marks) else len(text)
-            name = mark.group(1)
+        for name, sql in parse_queries(path.read_text(encoding="utf-8")):
             if name in queries:
                 raise RuntimeError(f"query {name!r} is defined twice")
-            queries[name] = text[mark.end() : end].strip()
+            queries[name] = sql
     return MappingProxyType(queries)
 
 
@@ -104,6 +113,11 @@ def translate(exc: BaseException) -> NotifierError | None:
     return None
 
 
+async def ping(conn: Conn) -> None:
+    """Raise unless the database answers a trivial statement."""
+    await conn.fetchval(queries["ping"])
+
+
 def _migration_files(directory: Path) -> list[tuple[str, str]]:
     return [(p.stem, p.read_text(encoding="utf-8")) for p in sorted(directory.glob("*.sql"))]
 
@@ -113,22 +127,18 @@ async def migrate(dsn: str, directory: Path = SQL_DIR / "migrations") -> list[st
     conn: Any = await asyncpg.connect(dsn)
     applied: list[str] = []
     try:
-        # One migrator at a time, even if several deploy jobs start together.
-        await conn.execute("SELECT pg_advisory_lock(7305521)")
-        await conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+        await conn.execute(queries["lock_migrations"])
+        await conn.execute(queries["create_schema_migrations"])
+        done = {r["version"] for r in await conn.fetch(queries["applied_migrations"])}
         for version, sql in _migration_files(directory):
             if version in done:
                 continue
             async with conn.transaction():
                 await conn.execute(sql)
-                await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
+                await conn.execute(queries["record_migration"], version)
             log.info("applied migration", extra={"migration": version})
             applied.append(version)
     finally:
-        await conn.execute("SELECT pg_advisory_unlock(7305521)")
+        await conn.execute(queries["unlock_migrations"])
         await conn.close()
     return applied

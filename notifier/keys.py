@@ -11,10 +11,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from notifier.db import Conn, queries
-from notifier.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
-from notifier.models import SCOPES
+from notifier.errors import Forbidden, NotFound, Unauthorized
+from notifier.models import SCOPES as SCOPES  # callers name it keys.SCOPES
+from notifier.schemas.common import validated
+from notifier.schemas.keys import KeyCreate
 
-MAX_LIFETIME_DAYS = 90
 _PREFIX = "nk_"
 
 
@@ -47,38 +48,25 @@ def _hash(secret: str) -> bytes:
 
 
 async def create(conn: Conn, *, name: str, scopes: list[str], expires_in_days: int) -> NewKey:
-    """Store a new key and return its secret, which is shown once."""
-    problems = []
-    if not name.strip() or len(name) > 200:
-        problems.append({"field": "name", "message": "1 to 200 characters"})
-    if not scopes or set(scopes) - SCOPES:
-        problems.append({"field": "scopes", "message": f"a non-empty subset of {sorted(SCOPES)}"})
-    if not 1 <= expires_in_days <= MAX_LIFETIME_DAYS:
-        problems.append(
-            {"field": "expires_in_days", "message": f"between 1 and {MAX_LIFETIME_DAYS}"}
-        )
-    if problems:
-        raise ValidationFailed("the key is not valid", errors=problems)
+    """Store a new key and return its secret, which is shown once; ValidationFailed names
+    each field that is not valid."""
+    spec = validated(
+        KeyCreate, {"name": name, "scopes": scopes, "expires_in_days": expires_in_days}
+    )
+    return await issue(conn, spec)
+
+
+async def issue(conn: Conn, spec: KeyCreate) -> NewKey:
+    """Store a key for a validated request and return its secret, which is shown once."""
     prefix = secrets.token_hex(6)
     secret = f"{_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
     key_id = uuid.uuid4()
-    expires_at = datetime.now(UTC) + timedelta(days=expires_in_days)
+    expires_at = datetime.now(UTC) + timedelta(days=spec.expires_in_days)
+    scopes = tuple(sorted(set(map(str, spec.scopes))))
     await conn.execute(
-        queries["insert_key"],
-        key_id,
-        name.strip(),
-        prefix,
-        _hash(secret),
-        sorted(set(scopes)),
-        expires_at,
+        queries["insert_key"], key_id, spec.name, prefix, _hash(secret), list(scopes), expires_at
     )
-    return NewKey(
-        id=key_id,
-        name=name.strip(),
-        scopes=tuple(sorted(set(scopes))),
-        expires_at=expires_at,
-        secret=secret,
-    )
+    return NewKey(id=key_id, name=spec.name, scopes=scopes, expires_at=expires_at, secret=secret)
 
 
 async def authenticate(conn: Conn, authorization: str | None) -> ApiKey:

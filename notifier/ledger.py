@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from notifier.db import Conn
+from notifier.db import Conn, queries
 
 GENESIS = bytes(32)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -119,17 +119,9 @@ async def verify(conn: Conn, campaign_id: uuid.UUID, *, prefetch: int = 5000) ->
     async with conn.transaction(readonly=True, isolation="repeatable_read"):
         heads: dict[int, tuple[int, bytes]] = {
             r["shard"]: (r["seq"], r["hash"])
-            for r in await conn.fetch(
-                "SELECT shard, seq, hash FROM ledger_heads WHERE campaign_id = $1", campaign_id
-            )
+            for r in await conn.fetch(queries["ledger_heads"], campaign_id)
         }
-        cursor = conn.cursor(
-            "SELECT shard, seq, delivery_id, status, at, provider_message_id, detail, hash"
-            " FROM delivery_events WHERE campaign_id = $1 AND seq IS NOT NULL"
-            " ORDER BY shard, seq",
-            campaign_id,
-            prefetch=prefetch,
-        )
+        cursor = conn.cursor(queries["ledger_events"], campaign_id, prefetch=prefetch)
         chain, previous, expected = -1, GENESIS, 1
         seen: set[int] = set()
         try:

@@ -1,17 +1,31 @@
-"""The shared rate limiter: token buckets in Redis, taken in chunks by every worker process.
+"""Rate limits shared through Redis by every process, under one key scheme (`notifier:rl:`).
 
-One bucket per provider holds the provider-wide rate across all workers; a campaign may add a
-lower cap of its own. A provider's throttling reply puts a hold on its bucket, and every
-worker waits the hold out instead of failing messages.
+Sends: token buckets taken in chunks by every worker. One bucket per provider holds the
+provider-wide rate across all workers; a campaign may add a lower cap of its own. A provider's
+throttling reply puts a hold on its bucket, and every worker waits the hold out instead of
+failing messages.
+
+Requests: a fixed one-minute window per subject (an API key, a client of the public
+verification page), counted by every API process; past the limit, TooManyRequests.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
+import time
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from notifier.errors import TooManyRequests
+
+log = logging.getLogger(__name__)
+
+PREFIX = "notifier:rl:"
+WINDOW_SECONDS = 60
 
 # KEYS[1] is the hold key; KEYS[2..] are buckets. ARGV[1] is how many tokens are wanted,
 # then a (rate, capacity) pair per bucket. Grants what every bucket can give now (maybe 0)
@@ -66,12 +80,12 @@ class Bucket:
 
 def provider_bucket(channel: str, rate: float) -> Bucket:
     """The bucket every worker shares for one provider."""
-    return Bucket(key=f"notifier:rl:{channel}", rate=rate)
+    return Bucket(key=f"{PREFIX}{channel}", rate=rate)
 
 
 def campaign_bucket(campaign_id: str, channel: str, rate: float) -> Bucket:
     """A campaign's own cap on one channel."""
-    return Bucket(key=f"notifier:rl:{channel}:{campaign_id}", rate=rate)
+    return Bucket(key=f"{PREFIX}{channel}:{campaign_id}", rate=rate)
 
 
 class RateLimiter:
@@ -84,7 +98,7 @@ class RateLimiter:
     async def take(self, buckets: list[Bucket], want: int) -> int:
         """Wait until at least one token is granted; return how many (at most `want`)."""
         chunk = max(1, min(want, math.floor(min(b.capacity for b in buckets))))
-        hold = f"notifier:rl:hold:{buckets[0].key}"
+        hold = f"{PREFIX}hold:{buckets[0].key}"
         args: list[float] = [chunk]
         for b in buckets:
             args += [b.rate, b.capacity]
@@ -97,5 +111,25 @@ class RateLimiter:
     async def hold(self, bucket: Bucket, seconds: float) -> None:
         """Stop every worker taking from `bucket` for a while (the provider throttled us)."""
         await self._redis.set(
-            f"notifier:rl:hold:{bucket.key}", "1", px=max(1, int(seconds * 1000)), nx=True
+            f"{PREFIX}hold:{bucket.key}", "1", px=max(1, int(seconds * 1000)), nx=True
+        )
+
+
+async def per_minute(redis: Redis, subject: str, *, limit: int, refusal: str) -> None:
+    """Count one request of `subject` in the current one-minute window; past `limit`,
+    TooManyRequests (saying `refusal`) with the seconds until the window ends. With Redis
+    unreachable the request goes through: a limit protects, it must not block."""
+    now = time.time()
+    counter = f"{PREFIX}window:{subject}:{int(now // WINDOW_SECONDS)}"
+    try:
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.incr(counter)
+            pipe.expire(counter, WINDOW_SECONDS)
+            count, _ = await pipe.execute()
+    except (OSError, RedisError):
+        log.warning("rate limit unavailable; allowing the request")
+        return
+    if count > limit:
+        raise TooManyRequests(
+            refusal, retry_after=max(1, WINDOW_SECONDS - int(now) % WINDOW_SECONDS)
         )

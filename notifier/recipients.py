@@ -23,7 +23,8 @@ import asyncpg
 from notifier.campaigns import Campaign, channels_of
 from notifier.db import Conn, one, queries
 from notifier.errors import Conflict, NotFound
-from notifier.imports import RecipientImport, RecipientRules, Row
+from notifier.imports.rows import RecipientRules, Row
+from notifier.imports.upload import RecipientImport
 from notifier.models import CampaignState
 from notifier.sealing import Sealer
 
@@ -155,7 +156,7 @@ async def _merge_chunk(conn: Conn, campaign: Campaign, rows: list[Sealed], tally
                 queries["duplicate_lines"], campaign.id, merged["first_id"], room
             )
         ]
-    await conn.execute("TRUNCATE import_staging")
+    await conn.execute(queries["empty_import_staging"])
 
 
 async def import_upload(
@@ -167,9 +168,7 @@ async def import_upload(
     staging = False
     async with conn.transaction():
         # A share lock: concurrent uploads proceed, a launch waits for them to finish.
-        state = await conn.fetchval(
-            "SELECT state FROM campaigns WHERE id = $1 FOR SHARE", campaign.id
-        )
+        state = await conn.fetchval(queries["share_campaign"], campaign.id)
         if state is None:
             raise NotFound(f"no campaign {campaign.id}")
         if state != CampaignState.DRAFT:
@@ -184,7 +183,7 @@ async def import_upload(
                     continue
                 if not staging:
                     await conn.execute(queries["create_import_staging"])
-                    await conn.execute("SET LOCAL work_mem = '64MB'")  # sorts in memory
+                    await conn.execute(queries["merge_work_mem"])
                     staging = True
                 await _merge_chunk(conn, campaign, rows, tally)
         finally:
@@ -193,7 +192,7 @@ async def import_upload(
                 await parser
         await conn.execute(queries["add_recipient_count"], campaign.id, tally.inserted)
         if tally.inserted >= CHUNK_ROWS:  # the planner learns the partition's new size
-            await conn.execute(f"ANALYZE recipients_{campaign.id.hex}")
+            await conn.execute(queries["analyze_recipients"], campaign.id)
     inserted, duplicates, duplicate_lines = tally.inserted, tally.duplicates, tally.duplicate_lines
     errors = list(upload.errors)
     errors.extend(

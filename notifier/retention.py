@@ -37,7 +37,7 @@ class Purged:
 
 async def purgeable(conn: Conn, older_than: timedelta) -> list[Purged]:
     """Finished campaigns older than the cutoff that still hold contact details."""
-    cutoff = await conn.fetchval("SELECT now() - $1::interval", older_than)
+    cutoff = await conn.fetchval(queries["purge_cutoff"], older_than)
     return [
         Purged(campaign_id=r["id"], completed_at=r["completed_at"], recipients=r["recipients"])
         for r in await conn.fetch(queries["purgeable_campaigns"], cutoff)

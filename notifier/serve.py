@@ -12,13 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 log = logging.getLogger(__name__)
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class InFlight:
@@ -43,17 +40,6 @@ class InFlight:
 
 
 IN_FLIGHT = web.AppKey("in_flight", InFlight)
-
-
-@web.middleware
-async def counted(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The outermost middleware: counts each request until its response is done."""
-    in_flight = request.app[IN_FLIGHT]
-    in_flight.enter()
-    try:
-        return await handler(request)
-    finally:
-        in_flight.leave()
 
 
 async def serve(app: web.Application, host: str, port: int, *, drain_seconds: float) -> None:

@@ -3,6 +3,7 @@ NOTIFIER_TEST_REDIS_URL, or embedded ones started here when those are not set.""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import uuid
@@ -13,14 +14,14 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 import asyncpg
 import pytest
-import redis.asyncio as aioredis
 
 from notifier import keys
 from notifier.db import migrate
-from notifier.embedded import EmbeddedServices
 from notifier.sealing import with_local_keys
 from notifier.settings import Settings
-from notifier.stack import LocalStack
+from notifier.tooling.embedded import EmbeddedServices
+from notifier.tooling.stack import LocalStack
+from tests import factories
 
 _CLEAN = """
 DO $$
@@ -64,24 +65,38 @@ def servers() -> Iterator[tuple[str, str]]:
         embedded.stop()
 
 
+async def _admin(server_url: str, statement: str) -> None:
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(statement)
+    finally:
+        await admin.close()
+
+
+@contextlib.asynccontextmanager
+async def _new_database(server_url: str) -> AsyncIterator[str]:
+    """A database of its own on the test server, empty, dropped when the caller is done."""
+    name = f"notifier_test_{uuid.uuid4().hex[:10]}"
+    await _admin(server_url, f'CREATE DATABASE "{name}"')
+    try:
+        yield _with_database(server_url, name)
+    finally:
+        await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(scope="session")
 async def database_url(servers: tuple[str, str]) -> AsyncIterator[str]:
     """A database of its own for this test session, migrated, dropped at the end."""
-    server_url = servers[0]
-    name = f"notifier_test_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = _with_database(server_url, name)
-    await migrate(url)
-    yield url
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with _new_database(servers[0]) as url:
+        await migrate(url)
+        yield url
+
+
+@pytest.fixture
+async def empty_database_url(servers: tuple[str, str]) -> AsyncIterator[str]:
+    """A database of its own for one test, not even migrated, dropped at its end."""
+    async with _new_database(servers[0]) as url:
+        yield url
 
 
 @pytest.fixture
@@ -89,7 +104,7 @@ async def db(database_url: str, servers: tuple[str, str]) -> AsyncIterator[async
     """A connection to a database emptied before the test; Redis is flushed too."""
     conn = await asyncpg.connect(database_url)
     await conn.execute(_CLEAN)
-    r = aioredis.from_url(servers[1])
+    r = factories.redis_client(servers[1])
     await r.flushdb()
     await r.aclose()
     yield conn

@@ -10,6 +10,8 @@ import time
 from typing import Any
 
 import aiohttp
+import asyncpg
+import redis.asyncio as aioredis
 
 CAMPAIGN: dict[str, Any] = {
     "name": "Account data exposure, test",
@@ -99,7 +101,19 @@ async def wait_for(
 def settled(state: dict[str, Any]) -> bool:
     """Completed, and no SMS still waiting for its receipt."""
     counts = state["counts"]
-    return state["state"] == "completed" and counts.get("sms", {}).get("sent", 0) == 0
+    return bool(state["state"] == "completed" and counts.get("sms", {}).get("sent", 0) == 0)
+
+
+async def one_row(conn: asyncpg.Connection, query: str, *args: Any) -> asyncpg.Record:
+    """The first row of a query that must return one; the test fails if there is none."""
+    row = await conn.fetchrow(query, *args)
+    assert row is not None, f"no row from {query!r}"
+    return row
+
+
+def redis_client(url: str) -> aioredis.Redis:
+    """A Redis client for a URL that owns its connection pool (closed by `aclose()`)."""
+    return aioredis.Redis.from_pool(aioredis.ConnectionPool.from_url(url))
 
 
 async def run_cli(

@@ -8,25 +8,23 @@ import math
 import random
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-import orjson
 from arq.connections import ArqRedis
 
 from notifier import campaigns as campaign_service
-from notifier import chains, messageid, routes
+from notifier import chains
 from notifier.campaigns import Campaign
 from notifier.db import DATABASE_DOWN, DATABASE_ERRORS, Conn, counter_shard, one, queries
 from notifier.models import CampaignState, Channel
-from notifier.providers import Outcome, OutgoingEmail, OutgoingSms, Provider, SendResult
+from notifier.notices import Notices, Outgoing
+from notifier.providers import Outcome, Provider, SendResult
 from notifier.ratelimit import Bucket, RateLimiter, campaign_bucket, provider_bucket
-from notifier.sealing import Sealer, SealError
+from notifier.sealing import Sealer
 from notifier.settings import Settings
-from notifier.templates import CompiledCampaign, sms_segments
 
 log = logging.getLogger(__name__)
 
@@ -46,21 +44,10 @@ class Deps:
     limiter: RateLimiter
     providers: Mapping[str, Provider[Any]]
     sealer: Sealer
-    compiled: OrderedDict[uuid.UUID, CompiledCampaign] = field(default_factory=OrderedDict)
+    notices: Notices = field(init=False)
 
-    def compile(self, campaign: Campaign) -> CompiledCampaign:
-        """Templates compiled once per campaign and kept for the next links."""
-        found = self.compiled.get(campaign.id)
-        if found is None:
-            found = CompiledCampaign(
-                campaign.templates,
-                email_from=self.settings.email_from,
-                message_id_domain=messageid.domain_of(self.settings.email_from),
-            )
-            self.compiled[campaign.id] = found
-            while len(self.compiled) > 32:
-                self.compiled.popitem(last=False)
-        return found
+    def __post_init__(self) -> None:
+        self.notices = Notices(self.settings, self.sealer)
 
 
 async def dispatch(
@@ -90,10 +77,9 @@ async def _link(deps: Deps, campaign_id: uuid.UUID, channel: str) -> tuple[str, 
     """Returns (what happened, seconds until the next link or None to end the chain)."""
     settings = deps.settings
     async with deps.pool.acquire() as conn:
-        row = await conn.fetchrow(queries["get_campaign"], campaign_id)
-        if row is None or row["state"] != CampaignState.SENDING:
+        campaign = await campaign_service.find(conn, campaign_id)
+        if campaign is None or campaign.state != CampaignState.SENDING:
             return "not sending", None
-        campaign = Campaign.from_row(row)
         if campaign.preparing:
             await _prepare(conn, campaign)
         buckets = _buckets(settings, campaign, channel)
@@ -111,7 +97,7 @@ async def _link(deps: Deps, campaign_id: uuid.UUID, channel: str) -> tuple[str, 
         )
         if not rows:
             return await _idle(conn, campaign, channel)
-    messages, failed = _render(deps, campaign, channel, rows)
+    messages, failed = deps.notices.build(campaign, channel, rows)
     results = await _send(deps, campaign_id, channel, buckets, messages)
     results.extend(failed)
     falls_back = channel == Channel.EMAIL and campaign.fallback.get("email_failed") == "sms"
@@ -153,7 +139,7 @@ async def _idle(conn: Conn, campaign: Campaign, channel: str) -> tuple[str, floa
         wait = float(work["next_at"].timestamp() - time.time())
         return "waiting for retries", min(max(wait, 0.1), 5.0)
     if not work["in_flight"]:
-        await conn.fetchval(queries["complete_if_done"], campaign_id)
+        await campaign_service.complete_if_done(conn, campaign_id)
     return "nothing left", None
 
 
@@ -164,86 +150,12 @@ def _buckets(settings: Settings, campaign: Campaign, channel: str) -> list[Bucke
     return buckets
 
 
-def _render(
-    deps: Deps, campaign: Campaign, channel: str, rows: Sequence[asyncpg.Record]
-) -> tuple[list[Any], list[SendResult]]:
-    """Messages ready to send, and results for rows that could not be rendered."""
-    compiled = deps.compile(campaign)
-    base = deps.settings.public_base_url.rstrip("/")
-    messages: list[Any] = []
-    failed: list[SendResult] = []
-    for r in rows:
-        code = r["verification_code"]
-        try:
-            email, phone = _contacts(deps.sealer, campaign.id, r)
-        except SealError as exc:
-            log.warning(
-                "contact details do not open",
-                extra={"campaign_id": str(campaign.id), "delivery_id": r["id"], "error": str(exc)},
-            )
-            failed.append(
-                SendResult(delivery_id=r["id"], outcome=Outcome.PERMANENT, error=f"sealed: {exc}")
-            )
-            continue
-        to = email if channel == Channel.EMAIL else phone
-        if to is None:  # purged, or never had one: nothing to send to
-            failed.append(
-                SendResult(delivery_id=r["id"], outcome=Outcome.PERMANENT, error="no address")
-            )
-            continue
-        context = orjson.loads(r["vars"])
-        context.update(
-            external_id=r["external_id"],
-            locale=r["locale"],
-            verification_code=code,
-            verify_url=routes.verify_url(base, code),
-        )
-        try:
-            if channel == Channel.EMAIL:
-                data = compiled.render_email(
-                    r["locale"], to, context, ref=messageid.ref(campaign.id, r["id"])
-                )
-                messages.append(OutgoingEmail(delivery_id=r["id"], to=to, data=data))
-            else:
-                body = compiled.render_sms(r["locale"], context)
-                segments = sms_segments(body)
-                if segments > campaign.sms_max_segments:
-                    failed.append(
-                        SendResult(
-                            delivery_id=r["id"],
-                            outcome=Outcome.PERMANENT,
-                            error=f"sms of {segments} segments, over the campaign's "
-                            f"budget of {campaign.sms_max_segments}",
-                        )
-                    )
-                    continue
-                callback = routes.twilio_status_url(base, campaign.id, r["id"])
-                messages.append(
-                    OutgoingSms(delivery_id=r["id"], to=to, body=body, status_callback=callback)
-                )
-        except Exception as exc:  # a template that cannot render for this row fails it alone
-            failed.append(
-                SendResult(
-                    delivery_id=r["id"],
-                    outcome=Outcome.PERMANENT,
-                    error=f"template: {type(exc).__name__}",
-                )
-            )
-    return messages, failed
-
-
-def _contacts(
-    sealer: Sealer, campaign_id: uuid.UUID, r: asyncpg.Record
-) -> tuple[str | None, str | None]:
-    """A recipient's (email, phone): opened from the sealed pair, or as stored before
-    contact details were sealed (until `notifier seal` has run)."""
-    if r["contact_sealed"] is not None:
-        return sealer.open(campaign_id, r["external_id"], r["contact_sealed"])
-    return r["email"], r["phone"]
-
-
 async def _send(
-    deps: Deps, campaign_id: uuid.UUID, channel: str, buckets: list[Bucket], messages: list[Any]
+    deps: Deps,
+    campaign_id: uuid.UUID,
+    channel: str,
+    buckets: list[Bucket],
+    messages: Sequence[Outgoing],
 ) -> list[SendResult]:
     """Send under the rate limit; stop taking new tokens if the campaign stops sending."""
     provider = deps.providers[channel]
@@ -275,7 +187,7 @@ async def _stopped(deps: Deps, campaign_id: uuid.UUID) -> bool:
     unknown and the batch goes on: it is already claimed, and small."""
     try:
         async with deps.pool.acquire() as conn:
-            state = await conn.fetchval("SELECT state FROM campaigns WHERE id = $1", campaign_id)
+            state = await conn.fetchval(queries["campaign_state"], campaign_id)
     except DATABASE_DOWN:
         log.warning(
             "campaign state unknown; the batch goes on", extra={"campaign_id": str(campaign_id)}

@@ -41,14 +41,14 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
                 queries["reclaim_expired"], cid, counter_shard()
             )
             if row["state"] == CampaignState.CANCELLED:
-                await conn.fetchval(queries["cancel_pending"], cid, counter_shard())
+                await campaign_service.cancel_pending(conn, cid, shard=counter_shard())
                 continue
-            campaign = Campaign.from_row(await conn.fetchrow(queries["get_campaign"], cid))
+            campaign = await campaign_service.get(conn, cid)
             counts = await campaign_service.counts(conn, campaign)
             await _sample_rate(conn, campaign, row, counts)
             if row["state"] != CampaignState.SENDING:
                 continue
-            if await conn.fetchval(queries["complete_if_done"], cid):
+            if await campaign_service.complete_if_done(conn, cid):
                 summary["completed"] += 1
                 continue
             summary["chains_started"] += await chains.ensure(
@@ -113,9 +113,7 @@ async def _sample_rate(
     )
     rate = 0.0
     if row["progress_at"] is not None and campaign.state == CampaignState.SENDING:
-        elapsed = await conn.fetchval(
-            "SELECT extract(epoch FROM now() - $1::timestamptz)", row["progress_at"]
-        )
+        elapsed = await conn.fetchval(queries["seconds_since"], row["progress_at"])
         if elapsed and elapsed > 0:
             fresh = max(0.0, (done - row["progress_done"]) / float(elapsed))
             rate = RATE_SMOOTHING * fresh + (1 - RATE_SMOOTHING) * campaign.rate_per_second

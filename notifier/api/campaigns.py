@@ -4,75 +4,66 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
 
 from aiohttp import web
 
 from notifier import campaigns as service
 from notifier import chains, recipients
 from notifier.api import params
+from notifier.api.bodies import read_model
+from notifier.api.context import KEY, POOL, REDIS, SEALER, SETTINGS, Handler, requires
 from notifier.api.idempotency import BODY_DIGEST
-from notifier.app import (
-    KEY,
-    POOL,
-    REDIS,
-    SEALER,
-    SETTINGS,
-    Handler,
-    json_response,
-    read_json,
-    requires,
-)
+from notifier.api.responses import render
 from notifier.campaigns import Campaign
+from notifier.db import Conn
 from notifier.errors import RequestTimeout, UnsupportedMediaType
-from notifier.imports import MEDIA_TYPES
+from notifier.imports.upload import MEDIA_TYPES
 from notifier.models import Scope
+from notifier.schemas import campaigns as schemas
 
 
-async def render(request: web.Request, campaign: Campaign) -> dict[str, Any]:
+async def view(conn: Conn, campaign: Campaign) -> schemas.Campaign:
     """A campaign as the API shows it, with its counts and progress."""
-    async with request.app[POOL].acquire() as conn:
-        counts = await service.counts(conn, campaign)
+    counts = await service.counts(conn, campaign)
     rate, eta = service.progress(campaign, counts)
-    return {
-        "id": campaign.id,
-        "name": campaign.name,
-        "incident_ref": campaign.incident_ref,
-        "state": campaign.state,
-        "channels": campaign.channels,
-        "default_locale": campaign.default_locale,
-        "default_region": campaign.default_region,
-        "variables": campaign.variables,
-        "templates": campaign.templates,
-        "rate_limit_per_second": campaign.rate_limit_per_second,
-        "fallback": campaign.fallback,
-        "sms_max_segments": campaign.sms_max_segments,
-        "created_at": campaign.created_at,
-        "launched_at": campaign.launched_at,
-        "completed_at": campaign.completed_at,
-        "recipients": campaign.recipients,
-        "preparing": campaign.preparing,
-        "counts": counts,
-        "rate_per_second": round(rate, 2),
-        "eta_seconds": eta,
-    }
+    return schemas.Campaign(
+        id=campaign.id,
+        name=campaign.name,
+        incident_ref=campaign.incident_ref,
+        state=campaign.state,
+        channels=list(campaign.channels),
+        default_locale=campaign.default_locale,
+        default_region=campaign.default_region,
+        variables=list(campaign.variables),
+        templates=dict(campaign.templates),
+        rate_limit_per_second=campaign.rate_limit_per_second,
+        fallback=dict(campaign.fallback),
+        sms_max_segments=campaign.sms_max_segments,
+        created_at=campaign.created_at,
+        launched_at=campaign.launched_at,
+        completed_at=campaign.completed_at,
+        recipients=campaign.recipients,
+        preparing=campaign.preparing,
+        counts=counts,  # type: ignore[arg-type]  # validated into channels and statuses
+        rate_per_second=round(rate, 2),
+        eta_seconds=eta,
+    )
 
 
 @requires(Scope.CAMPAIGNS_WRITE)
 async def create(request: web.Request) -> web.Response:
-    spec = service.parse_spec(
-        await read_json(request), link_domains=request.app[SETTINGS].allowed_link_domains()
-    )
+    links = request.app[SETTINGS].allowed_link_domains()
+    spec = await read_model(request, schemas.CampaignCreate, context={schemas.LINK_DOMAINS: links})
     async with request.app[POOL].acquire() as conn:
         campaign = await service.create(conn, spec, created_by=request[KEY].id)
-    return json_response(await render(request, campaign), status=201)
+        return render(await view(conn, campaign), status=201)
 
 
 @requires(Scope.CAMPAIGNS_READ)
 async def get(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         campaign = await service.get(conn, params.campaign_id(request))
-    return json_response(await render(request, campaign))
+        return render(await view(conn, campaign))
 
 
 @requires(Scope.CAMPAIGNS_READ)
@@ -81,12 +72,11 @@ async def list_(request: web.Request) -> web.Response:
         items, cursor = await service.list_page(
             conn, after=params.cursor(request), limit=params.limit(request)
         )
-    return json_response(
-        {
-            "items": [await render(request, c) for c in items],
-            "next": str(cursor) if cursor is not None else None,
-        }
-    )
+        page = schemas.CampaignList(
+            items=[await view(conn, c) for c in items],
+            next=str(cursor) if cursor is not None else None,
+        )
+    return render(page)
 
 
 async def _chunks(request: web.Request) -> AsyncIterator[bytes]:
@@ -119,14 +109,7 @@ async def upload(request: web.Request) -> web.Response:
         result = await recipients.import_upload(
             conn, campaign, _chunks(request), fmt, request.app[SEALER]
         )
-    return json_response(
-        {
-            "accepted": result.accepted,
-            "rejected": result.rejected,
-            "duplicates": result.duplicates,
-            "errors": result.errors,
-        }
-    )
+    return render(schemas.UploadResult.model_validate(result, from_attributes=True))
 
 
 def transition(action: str) -> Handler:
@@ -136,6 +119,7 @@ def transition(action: str) -> Handler:
     async def handler(request: web.Request) -> web.Response:
         async with request.app[POOL].acquire() as conn:
             campaign = await service.change_state(conn, params.campaign_id(request), action)
+            body = await view(conn, campaign)
         if action in ("launch", "resume"):
             await chains.ensure(
                 request.app[REDIS],
@@ -143,7 +127,7 @@ def transition(action: str) -> Handler:
                 service.channels_of(campaign),
                 request.app[SETTINGS].chains_per_channel,
             )
-        return json_response(await render(request, campaign), status=202)
+        return render(body, status=202)
 
     handler.__name__ = action
     return handler

@@ -7,9 +7,11 @@ from aiohttp import web
 from notifier import campaigns as campaign_service
 from notifier import deliveries as service
 from notifier.api import params
-from notifier.app import POOL, json_response, requires
+from notifier.api.context import POOL, requires
+from notifier.api.responses import render
 from notifier.errors import NotFound
 from notifier.models import Channel, DeliveryStatus, Scope
+from notifier.schemas import deliveries as schemas
 
 STATUSES = frozenset(map(str, DeliveryStatus))
 CHANNELS = frozenset(map(str, Channel))
@@ -30,7 +32,11 @@ async def list_(request: web.Request) -> web.Response:
             after=params.cursor(request),
             limit=params.limit(request),
         )
-    return json_response({"items": items, "next": str(cursor) if cursor is not None else None})
+    return render(
+        schemas.DeliveryList.model_validate(
+            {"items": items, "next": str(cursor) if cursor is not None else None}
+        )
+    )
 
 
 @requires(Scope.CAMPAIGNS_READ)
@@ -59,4 +65,6 @@ async def for_recipient(request: web.Request) -> web.Response:
         items = await service.for_recipient(conn, external_id)
     if not items:
         raise NotFound("no deliveries to this account")
-    return json_response({"external_id": external_id, "items": items})
+    return render(
+        schemas.RecipientDeliveries.model_validate({"external_id": external_id, "items": items})
+    )

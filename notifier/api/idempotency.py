@@ -12,10 +12,11 @@ from typing import Any
 
 from aiohttp import web
 
-from notifier.app import KEY, POOL, Handler, problem
+from notifier.api.context import KEY, POOL, Handler
+from notifier.api.responses import error_response
 from notifier.db import queries
 from notifier.errors import BadRequest, Conflict, NotifierError, ValidationFailed
-from notifier.imports import MEDIA_TYPES
+from notifier.imports.upload import MEDIA_TYPES
 
 HEADER = "Idempotency-Key"
 STREAMED_TYPES = frozenset(MEDIA_TYPES)  # bodies hashed as they stream, not read first
@@ -89,7 +90,7 @@ async def idempotency(request: web.Request, handler: Handler) -> web.StreamRespo
     try:
         response = await handler(request)
     except NotifierError as exc:
-        response = problem(exc.status, exc.title, exc.detail, slug=exc.type_slug, errors=exc.errors)
+        response = error_response(exc)
     except BaseException:
         async with pool.acquire() as conn:
             await conn.execute(queries["release_idempotency_key"], owner, key)

@@ -1,38 +1,96 @@
-"""The OpenAPI 3.1 document served at /openapi.json; a test keeps it equal to the routes."""
+"""The OpenAPI 3.1 document served at /openapi.json: the JSON schemas of the models in
+notifier.schemas, and one table of paths and operations (a test keeps it equal to the routes).
+"""
 
 from __future__ import annotations
 
 from functools import cache
 from typing import Any
 
-from notifier import __version__
-from notifier.models import CampaignState, Channel, DeliveryStatus, Scope
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from notifier import __version__, routes
+from notifier.api.params import MAX_LIMIT
+from notifier.models import Channel, DeliveryStatus, Scope
+from notifier.schemas.audit import AuditList
+from notifier.schemas.campaigns import (
+    EXAMPLE,
+    RECIPIENTS_EXAMPLE,
+    Campaign,
+    CampaignCreate,
+    CampaignList,
+    UploadResult,
+)
+from notifier.schemas.common import Problem
+from notifier.schemas.deliveries import DeliveryList, RecipientDeliveries, Verification
+from notifier.schemas.keys import KeyCreate, KeyList, NewKey
+from notifier.schemas.webhooks import EmailEvents, EmailEventsResult
 
 J = dict[str, Any]
 
+# Bodies the API reads, and bodies it writes: each model's schema for its direction.
+REQUESTS: tuple[type[BaseModel], ...] = (CampaignCreate, KeyCreate, EmailEvents)
+RESPONSES: tuple[type[BaseModel], ...] = (
+    Campaign,
+    CampaignList,
+    UploadResult,
+    DeliveryList,
+    RecipientDeliveries,
+    Verification,
+    NewKey,
+    KeyList,
+    AuditList,
+    EmailEventsResult,
+    Problem,
+)
+_REF = "#/components/schemas/{model}"
 
-def _ref(name: str) -> J:
-    return {"$ref": f"#/components/schemas/{name}"}
+
+def _ref(model: type[BaseModel]) -> J:
+    return {"$ref": _REF.format(model=model.__name__)}
 
 
-def _json(schema: J) -> J:
-    return {"application/json": {"schema": schema}}
+def _json(model: type[BaseModel]) -> J:
+    return {"application/json": {"schema": _ref(model)}}
+
+
+def _ok(description: str, model: type[BaseModel]) -> J:
+    return {"description": description, "content": _json(model)}
 
 
 def _problem(description: str) -> J:
     return {
         "description": description,
-        "content": {"application/problem+json": {"schema": _ref("Problem")}},
+        "content": {"application/problem+json": {"schema": _ref(Problem)}},
     }
 
 
+def _path_param(name: str, schema: J) -> J:
+    return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "seconds until the limit lets requests through again",
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
 _AUTH_ERRORS = {
     "401": _problem("Missing, unknown, expired or revoked API key"),
     "403": _problem("The key lacks the scope"),
+    "429": {
+        **_problem("Too many requests with this key; see Retry-After"),
+        "headers": _RETRY_AFTER,
+    },
 }
-_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+_ID = _path_param("id", {"type": "string", "format": "uuid"})
 _PAGE = [
-    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+    {
+        "name": "limit",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+    },
     {
         "name": "after",
         "in": "query",
@@ -40,8 +98,6 @@ _PAGE = [
         "description": "the `next` cursor of the previous page",
     },
 ]
-
-
 _IDEMPOTENCY = {
     "name": "Idempotency-Key",
     "in": "header",
@@ -56,13 +112,13 @@ def _op(
     summary: str,
     responses: J,
     *,
-    scope: str | None = None,
+    scope: Scope | None = None,
     params: list[J] | None = None,
     body: J | None = None,
 ) -> J:
     op: J = {"summary": summary, "responses": responses}
     if scope:
-        op["security"] = [{"bearer": [scope]}]
+        op["security"] = [{"bearer": [str(scope)]}]
         op["responses"] = {**responses, **_AUTH_ERRORS}
     if params:
         op["parameters"] = params
@@ -71,37 +127,12 @@ def _op(
     return op
 
 
-# A campaign that creation accepts, shown in the document (and used by fuzzers to reach past
-# validation): English and Korean templates on both channels.
-CAMPAIGN_EXAMPLE: J = {
-    "name": "Account data exposure, November 2026",
-    "incident_ref": "INC-2026-1129",
-    "channels": ["email", "sms"],
-    "default_locale": "ko",
-    "default_region": "KR",
-    "variables": ["name"],
-    "templates": {
-        "email": {
-            "ko": {
-                "subject": "[중요] {{ name }}님 개인정보 노출 안내",
-                "text": "{{ name }}님, 확인 코드 {{ verification_code }}: {{ verify_url }}",
-            },
-            "en": {
-                "subject": "Important: notice for {{ name }}",
-                "text": "Dear {{ name }}, your code {{ verification_code }}: {{ verify_url }}",
-            },
-        },
-        "sms": {
-            "ko": {"text": "[안내] 확인코드 {{ verification_code }}"},
-            "en": {"text": "Notice: code {{ verification_code }}"},
-        },
-    },
-}
-RECIPIENTS_EXAMPLE = (
-    "external_id,email,phone,locale,name\n"
-    "acct-1,user1@example.com,+821012345678,ko,Kim\n"
-    "acct-2,user2@example.com,010-2345-6789,en,Lee\n"
-)
+def _json_body(model: type[BaseModel], example: J | None = None) -> J:
+    media: J = {"schema": _ref(model)}
+    if example is not None:
+        media["example"] = example
+    return {"required": True, "content": {"application/json": media}}
+
 
 # Where a created campaign's id leads: every operation on one campaign.
 _CAMPAIGN_LINKS: J = {
@@ -127,225 +158,252 @@ def _transition(action: str, effect: str) -> J:
         "post": _op(
             f"{action.capitalize()} the campaign: {effect}",
             {
-                "202": {"description": "Accepted", "content": _json(_ref("Campaign"))},
+                "202": _ok("Accepted", Campaign),
                 "404": _problem("No such campaign"),
                 "409": _problem("Illegal state change"),
             },
-            scope="campaigns:write",
+            scope=Scope.CAMPAIGNS_WRITE,
             params=[_ID],
         )
     }
 
 
-_COUNTS = {
-    "type": "object",
-    "additionalProperties": {
-        "type": "object",
-        "properties": {s: {"type": "integer"} for s in map(str, DeliveryStatus)},
-    },
-}
-_TEMPLATE = {
-    "type": "object",
-    "properties": {
-        "subject": {"type": "string"},
-        "text": {"type": "string"},
-        "html": {"type": "string"},
-    },
-}
-_KEY = {
-    "type": "object",
-    "properties": {
-        "id": {"type": "string", "format": "uuid"},
-        "name": {"type": "string"},
-        "prefix": {"type": "string"},
-        "scopes": {"type": "array", "items": {"type": "string"}},
-        "created_at": {"type": "string", "format": "date-time"},
-        "expires_at": {"type": "string", "format": "date-time"},
-        "revoked_at": {"type": ["string", "null"], "format": "date-time"},
-        "last_used_at": {"type": ["string", "null"], "format": "date-time"},
-    },
-}
-_SCOPES = list(map(str, Scope))
-_SCHEMAS: J = {
-    "KeyCreate": {
-        "type": "object",
-        "required": ["name", "scopes", "expires_in_days"],
-        "properties": {
-            "name": {"type": "string", "minLength": 1, "maxLength": 200},
-            "scopes": {"type": "array", "minItems": 1, "items": {"enum": _SCOPES}},
-            "expires_in_days": {"type": "integer", "minimum": 1, "maximum": 90},
+def _paths() -> J:
+    ok = {"description": "OK"}
+    read, write, admin = Scope.CAMPAIGNS_READ, Scope.CAMPAIGNS_WRITE, Scope.KEYS_ADMIN
+    return {
+        "/healthz": {"get": _op("The process is up", {"200": ok})},
+        "/readyz": {
+            "get": _op(
+                "Postgres and Redis are reachable",
+                {"200": ok, "503": {"description": "Not ready"}},
+            )
         },
-    },
-    "NewKey": {
-        "type": "object",
-        "properties": {
-            "id": {"type": "string", "format": "uuid"},
-            "name": {"type": "string"},
-            "scopes": {"type": "array", "items": {"type": "string"}},
-            "expires_at": {"type": "string", "format": "date-time"},
-            "secret": {"type": "string", "description": "shown once; store it now"},
+        "/openapi.json": {"get": _op("This document", {"200": ok})},
+        "/docs": {"get": _op("A page listing the endpoints", {"200": ok})},
+        "/v1/campaigns": {
+            "post": _op(
+                "Create a campaign (draft)",
+                {
+                    "201": {**_ok("Created", Campaign), "links": _CAMPAIGN_LINKS},
+                    "400": _problem("Not JSON"),
+                    "413": _problem("The body is over 1 MiB"),
+                    "415": _problem("Not sent as application/json"),
+                    "422": _problem("Invalid campaign, naming each field"),
+                },
+                scope=write,
+                body=_json_body(CampaignCreate, EXAMPLE),
+            ),
+            "get": _op(
+                "List campaigns, newest first",
+                {
+                    "200": _ok("A page", CampaignList),
+                    "400": _problem("Bad paging parameter"),
+                },
+                scope=read,
+                params=_PAGE,
+            ),
         },
-    },
-    "KeyList": {
-        "type": "object",
-        "properties": {
-            "items": {"type": "array", "items": _KEY},
-            "next": {"type": ["string", "null"]},
+        "/v1/campaigns/{id}": {
+            "get": _op(
+                "A campaign with its counts by channel and status",
+                {"200": _ok("The campaign", Campaign), "404": _problem("No such campaign")},
+                scope=read,
+                params=[_ID],
+            )
         },
-    },
-    "AuditList": {
-        "type": "object",
-        "properties": {
-            "items": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "id": {"type": "integer"},
-                        "at": {"type": "string", "format": "date-time"},
-                        "api_key_id": {"type": ["string", "null"]},
-                        "action": {"type": "string"},
-                        "target": {"type": ["string", "null"]},
-                        "status": {"type": "integer"},
-                        "client": {"type": ["string", "null"]},
+        "/v1/campaigns/{id}/recipients": {
+            "post": _op(
+                "Upload affected accounts (CSV with a header row, or NDJSON), streamed; "
+                "bad rows are reported by line and the rest imported",
+                {
+                    "200": _ok("Import result", UploadResult),
+                    "400": _problem("Malformed file: nothing imported"),
+                    "404": _problem("No such campaign"),
+                    "408": _problem("The client stopped sending: nothing imported"),
+                    "409": _problem("The campaign is not a draft"),
+                    "415": _problem("Not CSV or NDJSON"),
+                },
+                scope=write,
+                params=[_ID],
+                body={
+                    "required": True,
+                    "content": {
+                        "text/csv": {"schema": {"type": "string"}, "example": RECIPIENTS_EXAMPLE},
+                        "application/x-ndjson": {"schema": {"type": "string"}},
                     },
                 },
-            },
-            "next": {"type": ["string", "null"]},
+            )
         },
-    },
-    "Problem": {
-        "type": "object",
-        "required": ["type", "title", "status", "detail"],
-        "properties": {
-            "type": {"type": "string"},
-            "title": {"type": "string"},
-            "status": {"type": "integer"},
-            "detail": {"type": "string"},
-            "errors": {"type": "array", "items": {"type": "object"}},
-        },
-    },
-    "CampaignCreate": {
-        "type": "object",
-        "required": ["name", "incident_ref", "channels", "default_locale", "templates"],
-        "properties": {
-            "name": {"type": "string", "maxLength": 200},
-            "incident_ref": {"type": "string", "maxLength": 100},
-            "channels": {"type": "array", "items": {"enum": list(map(str, Channel))}},
-            "default_locale": {"type": "string", "examples": ["ko"]},
-            "default_region": {
-                "type": "string",
-                "description": "region for phone numbers written without +, e.g. KR",
-            },
-            "variables": {
-                "type": "array",
-                "items": {"type": "string"},
-                "description": "extra recipient columns the templates use",
-            },
-            "templates": {
-                "type": "object",
-                "description": "channel → locale → {subject, text, html} for email, {text} for sms",
-                "additionalProperties": {"type": "object", "additionalProperties": _TEMPLATE},
-            },
-            "rate_limit_per_second": {"type": "number", "exclusiveMinimum": 0},
-            "fallback": {"type": "object", "properties": {"email_failed": {"const": "sms"}}},
-            "sms_max_segments": {
-                "type": "integer",
-                "minimum": 1,
-                "maximum": 10,
-                "default": 3,
-                "description": "the most SMS segments one message may take; longer ones fail",
-            },
-        },
-    },
-    "Campaign": {
-        "type": "object",
-        "properties": {
-            "id": {"type": "string", "format": "uuid"},
-            "name": {"type": "string"},
-            "incident_ref": {"type": "string"},
-            "state": {"enum": list(map(str, CampaignState))},
-            "channels": {"type": "array", "items": {"type": "string"}},
-            "created_at": {"type": "string", "format": "date-time"},
-            "launched_at": {"type": ["string", "null"], "format": "date-time"},
-            "completed_at": {"type": ["string", "null"], "format": "date-time"},
-            "recipients": {"type": "integer"},
-            "preparing": {
-                "type": "boolean",
-                "description": "launched, and deliveries are still being created a chunk at "
-                "a time (counts grow; eta_seconds is null until they are all there)",
-            },
-            "counts": _COUNTS,
-            "rate_per_second": {"type": "number"},
-            "eta_seconds": {"type": ["number", "null"]},
-            "sms_max_segments": {"type": "integer"},
-        },
-    },
-    "CampaignList": {
-        "type": "object",
-        "properties": {
-            "items": {"type": "array", "items": _ref("Campaign")},
-            "next": {"type": ["string", "null"]},
-        },
-    },
-    "UploadResult": {
-        "type": "object",
-        "properties": {
-            "accepted": {"type": "integer"},
-            "rejected": {"type": "integer"},
-            "duplicates": {"type": "integer"},
-            "errors": {
-                "type": "array",
-                "maxItems": 1000,
-                "items": {
-                    "type": "object",
-                    "properties": {"line": {"type": "integer"}, "message": {"type": "string"}},
+        "/v1/campaigns/{id}/launch": _transition("launch", "start sending"),
+        "/v1/campaigns/{id}/pause": _transition("pause", "no new sends start"),
+        "/v1/campaigns/{id}/resume": _transition("resume", "sending continues"),
+        "/v1/campaigns/{id}/cancel": _transition("cancel", "pending deliveries are cancelled"),
+        "/v1/campaigns/{id}/deliveries": {
+            "get": _op(
+                "A page of the campaign's deliveries",
+                {
+                    "200": _ok("A page", DeliveryList),
+                    "400": _problem("Bad filter or paging parameter"),
+                    "404": _problem("No such campaign"),
                 },
-            },
+                scope=read,
+                params=[
+                    _ID,
+                    *_PAGE,
+                    {"name": "status", "in": "query", "schema": {"enum": list(DeliveryStatus)}},
+                    {"name": "channel", "in": "query", "schema": {"enum": list(Channel)}},
+                ],
+            )
         },
-    },
-    "Delivery": {
-        "type": "object",
-        "properties": {
-            "recipient_external_id": {"type": "string"},
-            "channel": {"type": "string"},
-            "status": {"enum": list(map(str, DeliveryStatus))},
-            "attempts": {"type": "integer"},
-            "provider_message_id": {"type": ["string", "null"]},
-            "last_error": {"type": ["string", "null"]},
-            "sent_at": {"type": ["string", "null"], "format": "date-time"},
-            "delivered_at": {"type": ["string", "null"], "format": "date-time"},
-            "updated_at": {"type": "string", "format": "date-time"},
-            "possible_duplicate": {"type": "boolean"},
+        "/v1/campaigns/{id}/report": {
+            "get": _op(
+                "The evidence: one CSV row per delivery with its status and transition times",
+                {
+                    "200": {
+                        "description": "CSV, streamed",
+                        "content": {"text/csv": {"schema": {"type": "string"}}},
+                    },
+                    "404": _problem("No such campaign"),
+                },
+                scope=read,
+                params=[_ID],
+            )
         },
-    },
-    "DeliveryList": {
-        "type": "object",
-        "properties": {
-            "items": {"type": "array", "items": _ref("Delivery")},
-            "next": {"type": ["string", "null"]},
+        "/v1/recipients/{external_id}/deliveries": {
+            "get": _op(
+                "Every delivery to one account across campaigns",
+                {
+                    "200": _ok("Deliveries", RecipientDeliveries),
+                    "404": _problem("No deliveries to this account"),
+                },
+                scope=read,
+                params=[_path_param("external_id", {"type": "string"})],
+            )
         },
-    },
-    "Verification": {
-        "type": "object",
-        "properties": {
-            "genuine": {"const": True},
-            "campaign": {"type": "string"},
-            "channel": {"type": "string"},
-            "sent_at": {"type": ["string", "null"]},
+        routes.VERIFY: {
+            "get": _op(
+                "Is this notice genuine? Public; reveals no personal data",
+                {
+                    "200": _ok("Genuine", Verification),
+                    "404": _problem("Not a code this service issued"),
+                    "429": {
+                        **_problem("Too many checks from this client; see Retry-After"),
+                        "headers": _RETRY_AFTER,
+                    },
+                },
+                params=[_path_param("code", {"type": "string"})],
+            )
         },
-    },
-}
+        "/v1/keys": {
+            "post": _op(
+                "Create an API key; its secret is in this response only",
+                {
+                    "201": _ok("Created", NewKey),
+                    "400": _problem("Not JSON"),
+                    "415": _problem("Not sent as application/json"),
+                    "422": _problem("Invalid key, naming each field"),
+                },
+                scope=admin,
+                body=_json_body(KeyCreate),
+            ),
+            "get": _op(
+                "List keys (never their secrets), with expiry, last use and revocation",
+                {"200": _ok("A page", KeyList), "400": _problem("Bad paging parameter")},
+                scope=admin,
+                params=_PAGE,
+            ),
+        },
+        "/v1/keys/{id}": {
+            "delete": _op(
+                "Revoke a key: refused from its very next request on",
+                {"204": {"description": "Revoked"}, "404": _problem("No such key")},
+                scope=admin,
+                params=[_ID],
+            )
+        },
+        "/v1/audit": {
+            "get": _op(
+                "The audit log of mutating calls, newest first",
+                {"200": _ok("A page", AuditList), "400": _problem("Bad paging parameter")},
+                scope=admin,
+                params=_PAGE,
+            )
+        },
+        routes.TWILIO_STATUS: {
+            "post": _op(
+                "Twilio's message status callback, checked with X-Twilio-Signature",
+                {
+                    "204": {"description": "Applied (or a replay, which changes nothing)"},
+                    "400": _problem("Not a status callback"),
+                    "403": _problem("Bad signature: nothing changed"),
+                },
+                params=[
+                    {
+                        "name": "X-Twilio-Signature",
+                        "in": "header",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                body={
+                    "required": True,
+                    "content": {
+                        "application/x-www-form-urlencoded": {"schema": {"type": "object"}}
+                    },
+                },
+            )
+        },
+        routes.EMAIL_EVENTS: {
+            "post": _op(
+                "Delivery events from the email relay, signed with HMAC-SHA256 over "
+                "'<timestamp>.<body>'; refused when the timestamp is over 5 minutes away",
+                {
+                    "200": _ok("How many events came and how many were applied", EmailEventsResult),
+                    "400": _problem("Not a list of events"),
+                    "403": _problem("Bad signature or stale timestamp: nothing changed"),
+                    "404": _problem("Email events are not configured"),
+                },
+                params=[
+                    {"name": name, "in": "header", "required": True, "schema": {"type": "string"}}
+                    for name in ("X-Notifier-Timestamp", "X-Notifier-Signature")
+                ],
+                body=_json_body(EmailEvents),
+            )
+        },
+    }
+
+
+def _schemas() -> J:
+    """Every model's JSON schema, and those of the models and enums they use."""
+    _, top = models_json_schema(
+        [(m, "validation") for m in REQUESTS] + [(m, "serialization") for m in RESPONSES],
+        ref_template=_REF,
+    )
+    defs: J = top["$defs"]
+    # A model read in one direction and written in the other gets one name per direction;
+    # the table above names each once, so that must not happen.
+    split = sorted(name for name in defs if name.endswith(("-Input", "-Output")))
+    assert not split, f"models with two schemas: {split}"
+    return defs
+
+
+def _with_idempotency(paths: J) -> J:
+    """Every authenticated POST takes an Idempotency-Key."""
+    for ops in paths.values():
+        op = ops.get("post")
+        if op is None or "security" not in op:
+            continue
+        op["parameters"] = [*op.get("parameters", []), _IDEMPOTENCY]
+        op["responses"].setdefault("400", _problem("Idempotency-Key is not 1 to 255 characters"))
+        op["responses"].setdefault("422", _problem("Idempotency-Key reused for another request"))
+        op["responses"].setdefault("409", _problem("A request with this key is still running"))
+    return paths
 
 
 @cache
 def document() -> J:
     """The whole API description."""
-    return _with_idempotency(_document())
-
-
-def _document() -> J:
-    ok = {"description": "OK"}
     return {
         "openapi": "3.1.0",
         "info": {
@@ -356,307 +414,7 @@ def _document() -> J:
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": _SCHEMAS,
+            "schemas": _schemas(),
         },
-        "paths": {
-            "/healthz": {"get": _op("The process is up", {"200": ok})},
-            "/readyz": {
-                "get": _op(
-                    "Postgres and Redis are reachable",
-                    {"200": ok, "503": {"description": "Not ready"}},
-                )
-            },
-            "/openapi.json": {"get": _op("This document", {"200": ok})},
-            "/docs": {"get": _op("A page listing the endpoints", {"200": ok})},
-            "/v1/campaigns": {
-                "post": _op(
-                    "Create a campaign (draft)",
-                    {
-                        "201": {
-                            "description": "Created",
-                            "content": _json(_ref("Campaign")),
-                            "links": _CAMPAIGN_LINKS,
-                        },
-                        "400": _problem("Not JSON"),
-                        "415": _problem("Not JSON"),
-                        "422": _problem("Invalid campaign, naming each field"),
-                    },
-                    scope="campaigns:write",
-                    body={
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": _ref("CampaignCreate"),
-                                "example": CAMPAIGN_EXAMPLE,
-                            }
-                        },
-                    },
-                ),
-                "get": _op(
-                    "List campaigns, newest first",
-                    {
-                        "200": {"description": "A page", "content": _json(_ref("CampaignList"))},
-                        "400": _problem("Bad paging parameter"),
-                    },
-                    scope="campaigns:read",
-                    params=_PAGE,
-                ),
-            },
-            "/v1/campaigns/{id}": {
-                "get": _op(
-                    "A campaign with its counts by channel and status",
-                    {
-                        "200": {"description": "The campaign", "content": _json(_ref("Campaign"))},
-                        "404": _problem("No such campaign"),
-                    },
-                    scope="campaigns:read",
-                    params=[_ID],
-                )
-            },
-            "/v1/campaigns/{id}/recipients": {
-                "post": _op(
-                    "Upload affected accounts (CSV with a header row, or NDJSON), streamed; "
-                    "bad rows are reported by line and the rest imported",
-                    {
-                        "200": {
-                            "description": "Import result",
-                            "content": _json(_ref("UploadResult")),
-                        },
-                        "400": _problem("Malformed file: nothing imported"),
-                        "404": _problem("No such campaign"),
-                        "409": _problem("The campaign is not a draft"),
-                        "408": _problem("The client stopped sending: nothing imported"),
-                        "415": _problem("Not CSV or NDJSON"),
-                    },
-                    scope="campaigns:write",
-                    params=[_ID],
-                    body={
-                        "required": True,
-                        "content": {
-                            "text/csv": {
-                                "schema": {"type": "string"},
-                                "example": RECIPIENTS_EXAMPLE,
-                            },
-                            "application/x-ndjson": {"schema": {"type": "string"}},
-                        },
-                    },
-                )
-            },
-            "/v1/campaigns/{id}/launch": _transition("launch", "start sending"),
-            "/v1/campaigns/{id}/pause": _transition("pause", "no new sends start"),
-            "/v1/campaigns/{id}/resume": _transition("resume", "sending continues"),
-            "/v1/campaigns/{id}/cancel": _transition("cancel", "pending deliveries are cancelled"),
-            "/v1/campaigns/{id}/deliveries": {
-                "get": _op(
-                    "A page of the campaign's deliveries",
-                    {
-                        "200": {"description": "A page", "content": _json(_ref("DeliveryList"))},
-                        "400": _problem("Bad filter or paging parameter"),
-                        "404": _problem("No such campaign"),
-                    },
-                    scope="campaigns:read",
-                    params=[
-                        _ID,
-                        *_PAGE,
-                        {
-                            "name": "status",
-                            "in": "query",
-                            "schema": {"enum": list(map(str, DeliveryStatus))},
-                        },
-                        {
-                            "name": "channel",
-                            "in": "query",
-                            "schema": {"enum": list(map(str, Channel))},
-                        },
-                    ],
-                )
-            },
-            "/v1/campaigns/{id}/report": {
-                "get": _op(
-                    "The evidence: one CSV row per delivery with its status and transition times",
-                    {
-                        "200": {
-                            "description": "CSV, streamed",
-                            "content": {"text/csv": {"schema": {"type": "string"}}},
-                        },
-                        "404": _problem("No such campaign"),
-                    },
-                    scope="campaigns:read",
-                    params=[_ID],
-                )
-            },
-            "/v1/recipients/{external_id}/deliveries": {
-                "get": _op(
-                    "Every delivery to one account across campaigns",
-                    {
-                        "200": {"description": "Deliveries", "content": _json({"type": "object"})},
-                        "404": _problem("No deliveries to this account"),
-                    },
-                    scope="campaigns:read",
-                    params=[
-                        {
-                            "name": "external_id",
-                            "in": "path",
-                            "required": True,
-                            "schema": {"type": "string"},
-                        }
-                    ],
-                )
-            },
-            "/v1/verify/{code}": {
-                "get": _op(
-                    "Is this notice genuine? Public; reveals no personal data",
-                    {
-                        "200": {"description": "Genuine", "content": _json(_ref("Verification"))},
-                        "404": _problem("Not a code this service issued"),
-                        "429": _problem("Too many checks from this client; see Retry-After"),
-                    },
-                    params=[
-                        {
-                            "name": "code",
-                            "in": "path",
-                            "required": True,
-                            "schema": {"type": "string"},
-                        }
-                    ],
-                )
-            },
-            "/v1/keys": {
-                "post": _op(
-                    "Create an API key; its secret is in this response only",
-                    {
-                        "201": {"description": "Created", "content": _json(_ref("NewKey"))},
-                        "422": _problem("Invalid key, naming each field"),
-                    },
-                    scope="keys:admin",
-                    body={"required": True, "content": _json(_ref("KeyCreate"))},
-                ),
-                "get": _op(
-                    "List keys (never their secrets), with expiry, last use and revocation",
-                    {
-                        "200": {"description": "A page", "content": _json(_ref("KeyList"))},
-                        "400": _problem("Bad paging parameter"),
-                    },
-                    scope="keys:admin",
-                    params=_PAGE,
-                ),
-            },
-            "/v1/keys/{id}": {
-                "delete": _op(
-                    "Revoke a key: refused from its very next request on",
-                    {"204": {"description": "Revoked"}, "404": _problem("No such key")},
-                    scope="keys:admin",
-                    params=[_ID],
-                )
-            },
-            "/v1/audit": {
-                "get": _op(
-                    "The audit log of mutating calls, newest first",
-                    {
-                        "200": {"description": "A page", "content": _json(_ref("AuditList"))},
-                        "400": _problem("Bad paging parameter"),
-                    },
-                    scope="keys:admin",
-                    params=_PAGE,
-                )
-            },
-            "/v1/webhooks/twilio/status": {
-                "post": _op(
-                    "Twilio's message status callback, checked with X-Twilio-Signature",
-                    {
-                        "204": {"description": "Applied (or a replay, which changes nothing)"},
-                        "400": _problem("Not a status callback"),
-                        "403": _problem("Bad signature: nothing changed"),
-                    },
-                    params=[
-                        {
-                            "name": "X-Twilio-Signature",
-                            "in": "header",
-                            "required": True,
-                            "schema": {"type": "string"},
-                        }
-                    ],
-                    body={
-                        "required": True,
-                        "content": {
-                            "application/x-www-form-urlencoded": {"schema": {"type": "object"}}
-                        },
-                    },
-                )
-            },
-            "/v1/webhooks/email/events": {
-                "post": _op(
-                    "Delivery events from the email relay, signed with HMAC-SHA256 over "
-                    "'<timestamp>.<body>'; refused when the timestamp is over 5 minutes away",
-                    {
-                        "200": {
-                            "description": "How many events came and how many were applied",
-                            "content": _json(
-                                {
-                                    "type": "object",
-                                    "properties": {
-                                        "received": {"type": "integer"},
-                                        "applied": {"type": "integer"},
-                                    },
-                                }
-                            ),
-                        },
-                        "400": _problem("Not a list of events"),
-                        "403": _problem("Bad signature or stale timestamp: nothing changed"),
-                        "404": _problem("Email events are not configured"),
-                    },
-                    params=[
-                        {
-                            "name": name,
-                            "in": "header",
-                            "required": True,
-                            "schema": {"type": "string"},
-                        }
-                        for name in ("X-Notifier-Timestamp", "X-Notifier-Signature")
-                    ],
-                    body={
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["events"],
-                                    "properties": {
-                                        "events": {
-                                            "type": "array",
-                                            "maxItems": 1000,
-                                            "items": {
-                                                "type": "object",
-                                                "required": ["message_id", "event"],
-                                                "properties": {
-                                                    "message_id": {"type": "string"},
-                                                    "event": {
-                                                        "type": "string",
-                                                        "examples": ["delivered", "bounced"],
-                                                    },
-                                                    "reason": {"type": "string"},
-                                                },
-                                            },
-                                        }
-                                    },
-                                }
-                            }
-                        },
-                    },
-                )
-            },
-        },
+        "paths": _with_idempotency(_paths()),
     }
-
-
-def _with_idempotency(doc: J) -> J:
-    """Every authenticated POST takes an Idempotency-Key."""
-    for ops in doc["paths"].values():
-        op = ops.get("post")
-        if op is None or "security" not in op:
-            continue
-        op["parameters"] = [*op.get("parameters", []), _IDEMPOTENCY]
-        op["responses"].setdefault("400", _problem("Idempotency-Key is not 1 to 255 characters"))
-        op["responses"].setdefault("422", _problem("Idempotency-Key reused for another request"))
-        op["responses"].setdefault("409", _problem("A request with this key is still running"))
-    return doc

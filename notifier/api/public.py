@@ -6,13 +6,14 @@ import hashlib
 import html
 import logging
 
-import orjson
 from aiohttp import web
 
-from notifier import deliveries
+from notifier import db, deliveries, ratelimit
+from notifier.api.context import POOL, REDIS, SETTINGS
 from notifier.api.openapi import document
-from notifier.app import POOL, REDIS, SETTINGS, json_response, per_minute
+from notifier.api.responses import json_response, render
 from notifier.errors import NotFound
+from notifier.schemas.deliveries import Verification
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ async def readyz(request: web.Request) -> web.Response:
     checks = {"postgres": "ok", "redis": "ok"}
     try:
         async with request.app[POOL].acquire(timeout=2) as conn:
-            await conn.fetchval("SELECT 1")
+            await db.ping(conn)
     except Exception:
         checks["postgres"] = "unreachable"
     try:
@@ -78,8 +79,11 @@ async def _throttle(request: web.Request) -> None:
     address is kept in Redis only as a truncated hash, and only for that minute."""
     limit = request.app[SETTINGS].verify_per_minute
     client = hashlib.sha256((request.remote or "").encode()).hexdigest()[:16]
-    await per_minute(
-        request, f"verify:{client}", limit, f"at most {limit} checks a minute from one client"
+    await ratelimit.per_minute(
+        request.app[REDIS],
+        f"verify:{client}",
+        limit=limit,
+        refusal=f"at most {limit} checks a minute from one client",
     )
 
 
@@ -90,8 +94,5 @@ async def verify(request: web.Request) -> web.Response:
         found = await deliveries.verify(conn, request.match_info["code"][:64])
     if found is None:
         raise NotFound(_NOT_GENUINE)
-    return web.Response(
-        body=orjson.dumps({"genuine": True, **found}, option=orjson.OPT_UTC_Z),
-        content_type="application/json",
-        headers={"Cache-Control": "no-store"},
-    )
+    answer = Verification.model_validate({"genuine": True, **found})
+    return render(answer, headers={"Cache-Control": "no-store"})

@@ -8,23 +8,30 @@ import hmac
 import logging
 import time
 import uuid
-from typing import Any
 
 import orjson
 from aiohttp import web
+from pydantic import ValidationError
 
 from notifier import messageid
-from notifier.app import RECEIPTS, SETTINGS
+from notifier.api.context import RECEIPTS, SETTINGS
+from notifier.api.responses import render
 from notifier.errors import BadRequest, Forbidden, NotFound
 from notifier.providers.twilio import callback_signed
 from notifier.receipts import EMAIL_FINAL, TWILIO_FINAL, Receipt
+from notifier.schemas.common import field_errors
+from notifier.schemas.webhooks import (
+    MAX_EMAIL_EVENTS,
+    EmailEvent,
+    EmailEvents,
+    EmailEventsResult,
+)
 
 log = logging.getLogger(__name__)
 
 # A signed email event is accepted for this long after its timestamp (and as long before,
 # for clocks that disagree); an older one is a replay.
 EMAIL_EVENT_WINDOW = 300
-MAX_EMAIL_EVENTS = 1000
 
 
 def public_url(request: web.Request) -> str:
@@ -95,39 +102,36 @@ async def email_events(request: web.Request) -> web.Response:
     events = _email_events(body)
     receipts = []
     for event in events:
-        found = messageid.parse(event["message_id"])
-        final = EMAIL_FINAL.get(event["event"])
+        found = messageid.parse(event.message_id)
+        final = EMAIL_FINAL.get(event.event)
         if found is None or final is None:
             continue  # not one of ours, or nothing final to say
-        reason = event.get("reason")
         receipts.append(
             Receipt(
                 campaign_id=found[0],
                 delivery_id=found[1],
                 status=final,
-                provider_message_id=messageid.normalize(event["message_id"]),
-                error=f"email {event['event']}: {str(reason)[:200]}" if reason else None,
+                provider_message_id=messageid.normalize(event.message_id),
+                error=f"email {event.event}: {event.reason[:200]}" if event.reason else None,
             )
         )
     # Handed over together, so that one post's events share one write.
     writer = request.app[RECEIPTS]
     await asyncio.gather(*(writer.apply(r) for r in receipts))
-    return web.json_response({"received": len(events), "applied": len(receipts)})
+    return render(EmailEventsResult(received=len(events), applied=len(receipts)))
 
 
-def _email_events(body: bytes) -> list[dict[str, Any]]:
+def _email_events(body: bytes) -> list[EmailEvent]:
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise BadRequest("the body is not JSON") from None
-    events = parsed.get("events") if isinstance(parsed, dict) else None
-    if not isinstance(events, list) or len(events) > MAX_EMAIL_EVENTS:
-        raise BadRequest(f'expected {{"events": [...]}} with at most {MAX_EMAIL_EVENTS} events')
-    for event in events:
-        if not (
-            isinstance(event, dict)
-            and isinstance(event.get("message_id"), str)
-            and isinstance(event.get("event"), str)
-        ):
-            raise BadRequest('each event needs a "message_id" and an "event"')
-    return events
+    try:
+        return EmailEvents.model_validate(parsed).events
+    except ValidationError as exc:
+        # A 400 (not 422), as the document has always told relays for a body of no events.
+        raise BadRequest(
+            f'expected {{"events": [...]}} with at most {MAX_EMAIL_EVENTS} events, each with '
+            'a "message_id" and an "event"',
+            errors=field_errors(exc, EmailEvents),
+        ) from None

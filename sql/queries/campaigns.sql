@@ -40,9 +40,69 @@ SET state = $2,
 WHERE id = $1 AND state = ANY($3::text[])
 RETURNING *
 
--- add_recipient_count --
--- Keep the campaign's recipient total current after an upload.
-UPDATE campaigns SET recipients = recipients + $2 WHERE id = $1
+-- create_deliveries --
+-- One chunk of the campaign's deliveries: for up to $4 recipients after recipient id $3, one
+-- pending delivery per channel in $2 the recipient has an address for, each with its code.
+-- A recipient that already has one on a channel (a fallback SMS) keeps it.
+WITH chunk AS (
+    SELECT id, (email_hash IS NOT NULL OR email IS NOT NULL) AS has_email,
+           (phone_hash IS NOT NULL OR phone IS NOT NULL) AS has_phone
+    FROM recipients
+    WHERE campaign_id = $1 AND id > $3
+    ORDER BY id
+    LIMIT $4
+), progress AS (
+    -- A short chunk is the last: then every recipient has its deliveries (NULL).
+    SELECT CASE WHEN count(*) < $4 THEN NULL ELSE max(id) END AS prepared_through,
+           count(*)::int AS recipients
+    FROM chunk
+), made AS (
+    INSERT INTO deliveries (campaign_id, id, recipient_id, channel, verification_code)
+    SELECT $1, nextval('deliveries_id_seq'), c.id, ch, new_verification_code()
+    FROM chunk c CROSS JOIN unnest($2::text[]) AS ch
+    WHERE CASE WHEN ch = 'email' THEN c.has_email ELSE c.has_phone END
+    ORDER BY c.id, ch
+    ON CONFLICT (campaign_id, recipient_id, channel) DO NOTHING
+    RETURNING channel
+), counted AS (
+    INSERT INTO delivery_counts (campaign_id, channel, status, shard, n)
+    SELECT $1, channel, 'pending', $5, count(*) FROM made GROUP BY channel
+    ON CONFLICT (campaign_id, channel, status, shard)
+    DO UPDATE SET n = delivery_counts.n + EXCLUDED.n
+), moved AS (
+    UPDATE campaigns SET prepared_through = progress.prepared_through
+    FROM progress WHERE id = $1
+)
+SELECT progress.recipients, (SELECT count(*) FROM made)::int AS made, progress.prepared_through
+FROM progress
+
+-- reachable --
+-- Whether any recipient of the campaign has an address for one of the channels $2.
+SELECT EXISTS (
+    SELECT 1 FROM recipients
+    WHERE campaign_id = $1
+      AND (('email' = ANY($2::text[]) AND (email_hash IS NOT NULL OR email IS NOT NULL))
+           OR ('sms' = ANY($2::text[]) AND (phone_hash IS NOT NULL OR phone IS NOT NULL))))
+
+-- cancel_pending --
+-- Every delivery not yet handed to a provider is cancelled.
+WITH moved AS (
+    UPDATE deliveries
+    SET status = 'cancelled', claim = NULL, next_attempt_at = NULL, updated_at = now()
+    WHERE campaign_id = $1 AND status = 'pending'
+    RETURNING id, channel
+), counted AS (
+    INSERT INTO delivery_counts (campaign_id, channel, status, shard, n)
+    SELECT $1, m.channel, v.status, $2, v.sign * count(*)
+    FROM moved m CROSS JOIN (VALUES ('cancelled', 1), ('pending', -1)) AS v(status, sign)
+    GROUP BY m.channel, v.status, v.sign
+    ON CONFLICT (campaign_id, channel, status, shard)
+    DO UPDATE SET n = delivery_counts.n + EXCLUDED.n
+), logged AS (
+    INSERT INTO delivery_events (campaign_id, delivery_id, status, detail)
+    SELECT $1, id, 'cancelled', 'campaign cancelled' FROM moved
+)
+SELECT count(*)::int FROM moved
 
 -- complete_if_done --
 -- A sending campaign with all its deliveries created and none left pending or in flight is
@@ -54,14 +114,6 @@ WHERE c.id = $1 AND c.state = 'sending' AND c.prepared_through IS NULL
   AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.campaign_id = $1 AND d.status = 'sending')
 RETURNING id
 
--- active_campaigns --
--- Campaigns the reconciler looks after.
-SELECT id, state, channels, rate_limit_per_second, progress_at, progress_done
-FROM campaigns WHERE state IN ('sending', 'paused', 'cancelled') AND
-      (state <> 'cancelled' OR completed_at > now() - interval '1 hour')
-
--- record_progress --
--- The reconciler's sample of finished deliveries, from which the send rate is derived.
-UPDATE campaigns
-SET rate_per_second = $2, progress_at = now(), progress_done = $3
-WHERE id = $1
+-- analyze_deliveries --
+-- Refresh the statistics of the campaign's deliveries partition, so the planner knows its size.
+SELECT analyze_campaign_partition('deliveries', $1)

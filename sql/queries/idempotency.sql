@@ -24,7 +24,3 @@ WHERE api_key_id = $1 AND key = $2
 -- release_idempotency_key --
 -- The request failed in a way a retry may fix: forget the key.
 DELETE FROM idempotency_keys WHERE api_key_id = $1 AND key = $2 AND status IS NULL
-
--- expire_idempotency_keys --
--- Keys are kept for a day.
-DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours'

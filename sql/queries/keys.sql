@@ -32,16 +32,3 @@ FROM api_keys WHERE id = $1
 -- Refused from the very next request on, in every API process (each checks Postgres).
 UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1
 RETURNING id
-
--- record_audit --
--- One mutating call.
-INSERT INTO audit_log (api_key_id, action, target, status, client)
-VALUES ($1, $2, $3, $4, $5)
-
--- list_audit --
--- The audit log, newest first, keyset-paginated on id.
-SELECT id, at, api_key_id, action, target, status, client
-FROM audit_log
-WHERE $1::bigint IS NULL OR id < $1
-ORDER BY id DESC
-LIMIT $2

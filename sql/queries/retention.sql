@@ -1,8 +1,16 @@
+-- purge_cutoff --
+-- The moment before which a finished campaign is old enough to purge ($1 an interval).
+SELECT now() - $1::interval
+
 -- purgeable_campaigns --
 -- Finished campaigns, completed or cancelled before the cutoff $1, still holding contacts.
 SELECT id, state, completed_at, recipients FROM campaigns
 WHERE state IN ('completed', 'cancelled') AND completed_at < $1 AND purged_at IS NULL
 ORDER BY completed_at
+
+-- recipient_id_range --
+-- The span of a campaign's recipient ids, to purge it slice by slice.
+SELECT min(id) AS low, max(id) AS high FROM recipients WHERE campaign_id = $1
 
 -- purge_contacts --
 -- One slice of a campaign's recipients (ids $2 to $3) loses its contact details and
@@ -15,29 +23,6 @@ WHERE campaign_id = $1 AND id >= $2 AND id < $3
   AND (email IS NOT NULL OR phone IS NOT NULL OR contact_sealed IS NOT NULL
        OR email_hash IS NOT NULL OR phone_hash IS NOT NULL OR vars <> '{}')
 
--- recipient_id_range --
--- The span of a campaign's recipient ids, to purge it slice by slice.
-SELECT min(id) AS low, max(id) AS high FROM recipients WHERE campaign_id = $1
-
 -- mark_purged --
+-- The campaign holds no contact details any more.
 UPDATE campaigns SET purged_at = now() WHERE id = $1
-
--- to_seal --
--- The next recipients after ($1, $2) whose contacts are in plaintext (imported before they
--- were sealed) or sealed under another key than the current one (whose values begin with $3).
-SELECT campaign_id, id, external_id, email, phone, contact_sealed FROM recipients
-WHERE (campaign_id, id) > ($1, $2)
-  AND (email IS NOT NULL OR phone IS NOT NULL
-       OR (contact_sealed IS NOT NULL
-           AND substring(contact_sealed FROM 1 FOR octet_length($3::bytea)) <> $3::bytea))
-ORDER BY campaign_id, id
-LIMIT $4
-
--- store_sealed --
--- Sealed contacts and their keyed hashes in place of what was there; no plaintext is left.
-UPDATE recipients r
-SET contact_sealed = s.sealed, email_hash = s.email_hash, phone_hash = s.phone_hash,
-    email = NULL, phone = NULL
-FROM unnest($1::uuid[], $2::bigint[], $3::bytea[], $4::bytea[], $5::bytea[])
-    AS s(campaign_id, id, sealed, email_hash, phone_hash)
-WHERE r.campaign_id = s.campaign_id AND r.id = s.id

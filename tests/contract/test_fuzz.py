@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from notifier.settings import Settings
-from notifier.stack import LocalStack
+from notifier.tooling.stack import LocalStack
 
 pytestmark = pytest.mark.timeout(900)
 

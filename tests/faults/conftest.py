@@ -16,7 +16,7 @@ import pytest
 
 from notifier.sealing import Sealer
 from notifier.settings import Settings
-from notifier.stack import LocalStack
+from notifier.tooling.stack import LocalStack
 from tests import factories
 from tests.faults.reconcile import REPORT, Outcome, reconcile
 
@@ -83,9 +83,8 @@ def sent(channel: str, at_least: int) -> Any:
 
     def done(campaign: dict[str, Any]) -> bool:
         counts = campaign["counts"].get(channel, {})
-        return sum(n for status, n in counts.items() if status not in ("pending", "sending")) >= (
-            at_least
-        )
+        finished = sum(n for status, n in counts.items() if status not in ("pending", "sending"))
+        return bool(finished >= at_least)
 
     return done
 

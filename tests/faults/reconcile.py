@@ -17,8 +17,9 @@ from pathlib import Path
 
 import asyncpg
 
-from notifier.sandbox import Sandbox
+from notifier.models import Channel
 from notifier.sealing import Sealer
+from notifier.tooling.sandbox import Sandbox
 
 # What a delivery may end as, per channel: an email is done once the relay took it, an SMS
 # only once its receipt came.
@@ -84,12 +85,13 @@ async def reconcile(
         deliveries=len(rows),
         seconds=round(seconds, 1),
     )
-    received = {
-        "email": Counter(sandbox.inbox.recipients("email")),
-        "sms": Counter(sandbox.inbox.recipients("sms")),
+    # A delivery's address on its channel may be missing (None): it is then never received.
+    received: dict[str, Counter[str | None]] = {
+        "email": Counter(sandbox.inbox.recipients(Channel.EMAIL)),
+        "sms": Counter(sandbox.inbox.recipients(Channel.SMS)),
     }
     outcome.received = sum(sum(c.values()) for c in received.values())
-    known: dict[str, set[str]] = {"email": set(), "sms": set()}
+    known: dict[str, set[str | None]] = {"email": set(), "sms": set()}
     for row in rows:
         channel, status = row["channel"], row["status"]
         email, phone = sealer.open(row["campaign_id"], row["external_id"], row["contact_sealed"])

@@ -10,8 +10,9 @@ import aiohttp
 import asyncpg
 import pytest
 
+from notifier.models import Channel
 from notifier.settings import Settings
-from notifier.stack import LocalStack
+from notifier.tooling.stack import LocalStack
 from tests import factories
 from tests.faults.conftest import finish, launched
 
@@ -29,7 +30,7 @@ def settings(settings: Settings) -> Settings:
 def _arrivals(stack: LocalStack) -> list[float]:
     assert stack.sandbox is not None
     inbox = stack.sandbox.inbox
-    return inbox.timestamps("email") + inbox.timestamps("sms")
+    return inbox.timestamps(Channel.EMAIL) + inbox.timestamps(Channel.SMS)
 
 
 async def test_pause_stops_sends_within_a_second_and_resume_finishes(
@@ -67,7 +68,9 @@ def _cancelled_and_quiet(campaign: dict[str, Any]) -> bool:
     """Cancelled, nothing pending or being sent, and every SMS sent has its receipt."""
     counts = campaign["counts"]
     busy = sum(counts[c].get(s, 0) for c in ("email", "sms") for s in ("pending", "sending"))
-    return campaign["state"] == "cancelled" and busy == 0 and counts["sms"].get("sent", 0) == 0
+    return bool(
+        campaign["state"] == "cancelled" and busy == 0 and counts["sms"].get("sent", 0) == 0
+    )
 
 
 async def test_cancel_leaves_nothing_pending_or_sending(

@@ -16,7 +16,7 @@ import asyncpg
 import pytest
 
 from notifier.settings import Settings
-from notifier.stack import LocalStack
+from notifier.tooling.stack import LocalStack
 from tests import factories
 from tests.faults.conftest import finish
 

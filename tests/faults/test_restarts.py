@@ -14,13 +14,12 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 import pytest
-import redis.asyncio as aioredis
 
 from notifier import keys
 from notifier.db import migrate
-from notifier.embedded import free_port
 from notifier.settings import Settings
-from notifier.stack import LocalStack, settings_env
+from notifier.tooling.embedded import free_port
+from notifier.tooling.stack import LocalStack, settings_env
 from tests import factories
 from tests.faults.conftest import RECIPIENTS, finish, launched, poll, sent
 
@@ -33,17 +32,18 @@ Restart = Callable[[], Awaitable[None]]
 async def own_postgres(tmp_path: Path) -> AsyncIterator[tuple[str, Restart]]:
     """A Postgres server of this test's own (the shared one is not ours to restart),
     migrated, and a function that restarts it as an operator would (pg_ctl restart)."""
-    import pgserver  # type: ignore[import-untyped]
+    import pgserver
+    from pgserver.postgres_server import get_server
 
-    server = await asyncio.to_thread(
-        pgserver.get_server, str(tmp_path / "postgres"), cleanup_mode="stop"
-    )
+    # pgserver makes one function per Postgres program at import time: no static type.
+    pg_ctl: Callable[..., str] = pgserver.pg_ctl  # type: ignore[attr-defined]
+    server = await asyncio.to_thread(get_server, str(tmp_path / "postgres"), cleanup_mode="stop")
     url = server.get_uri()
     await migrate(url)
 
     async def restart() -> None:
         await asyncio.to_thread(
-            pgserver.pg_ctl,
+            pg_ctl,
             ["-w", "-m", "fast", "-l", str(server.log), "restart"],
             pgdata=server.pgdata,
             user=server.system_user,
@@ -54,7 +54,7 @@ async def own_postgres(tmp_path: Path) -> AsyncIterator[tuple[str, Restart]]:
     # Stopped by its data directory: after a restart the server's own handle names the
     # postmaster that is gone, and its cleanup would leave the new one running.
     await asyncio.to_thread(
-        pgserver.pg_ctl,
+        pg_ctl,
         ["-w", "-m", "fast", "stop"],
         pgdata=server.pgdata,
         user=server.system_user,
@@ -67,7 +67,7 @@ async def test_postgres_restarted_twice_mid_campaign(
     own_postgres: tuple[str, Restart], settings: Settings
 ) -> None:
     url, restart = own_postgres
-    redis = aioredis.from_url(settings.redis_url or "")
+    redis = factories.redis_client(settings.redis_url or "")
     await redis.flushdb()
     await redis.aclose()
     stack = LocalStack(settings.replace(database_url=url))

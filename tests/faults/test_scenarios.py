@@ -15,10 +15,10 @@ import uuid
 import aiohttp
 import asyncpg
 import pytest
-import redis.asyncio as aioredis
 
+from notifier.models import Channel
 from notifier.settings import Settings
-from notifier.stack import LocalStack
+from notifier.tooling.stack import LocalStack
 from tests import factories
 from tests.faults.conftest import RECIPIENTS, finish, launched, poll, sent
 
@@ -54,7 +54,7 @@ async def test_redis_emptied_twice(
     fleet: list[asyncio.subprocess.Process],
 ) -> None:
     cid, started = await launched(api, RECIPIENTS)
-    redis = aioredis.from_url(settings.redis_url or "")
+    redis = factories.redis_client(settings.redis_url or "")
     try:
         for fraction in (0.2, 0.5):
             await poll(api, cid, sent("email", int(RECIPIENTS * fraction)))
@@ -186,6 +186,6 @@ async def test_email_failed_for_good_falls_back_to_sms(
     outcome = await finish(stack, api, db, [cid], scenario="fallback email → SMS", started=started)
     assert outcome.deliveries == RECIPIENTS + len(refused)
     assert stack.sandbox is not None
-    assert sorted(stack.sandbox.inbox.recipients("sms")) == sorted(
+    assert sorted(stack.sandbox.inbox.recipients(Channel.SMS)) == sorted(
         factories.phone(i) for i in refused
     )

@@ -6,7 +6,7 @@ import aiohttp
 import asyncpg
 
 from notifier import keys
-from notifier.stack import LocalStack
+from notifier.tooling.stack import LocalStack
 from tests import factories
 
 

@@ -6,7 +6,7 @@ import aiohttp
 import asyncpg
 from twilio.request_validator import RequestValidator
 
-from notifier.stack import LocalStack
+from notifier.tooling.stack import LocalStack
 from tests import factories
 
 
@@ -36,6 +36,7 @@ async def test_forged_replayed_and_late_callbacks_change_nothing(
         "SELECT id, provider_message_id FROM deliveries WHERE campaign_id = $1 LIMIT 1",
         __import__("uuid").UUID(cid),
     )
+    assert row is not None
     path = f"/v1/webhooks/twilio/status?campaign={cid}&delivery={row['id']}"
     form = {
         "MessageSid": row["provider_message_id"],

@@ -12,7 +12,7 @@ import pytest
 from notifier import campaigns as campaign_service
 from notifier.models import Channel
 from notifier.settings import Settings
-from notifier.stack import LocalStack
+from notifier.tooling.stack import LocalStack
 from tests import factories
 
 pytestmark = pytest.mark.timeout(180)

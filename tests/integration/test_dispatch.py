@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from notifier.models import Channel
-from notifier.stack import LocalStack
+from notifier.tooling.stack import LocalStack
 from tests import factories
 
 pytestmark = pytest.mark.timeout(240)
@@ -223,7 +223,7 @@ async def test_an_sms_over_the_segment_budget_fails_with_its_reason(
     assert failed["recipient_external_id"] == "long" and failed["attempts"] == 1
     assert "2 segments, over the campaign's budget of 1" in failed["last_error"]
     assert stack.sandbox is not None
-    assert stack.sandbox.inbox.recipients("sms") == [factories.phone(1)]
+    assert stack.sandbox.inbox.recipients(Channel.SMS) == [factories.phone(1)]
 
 
 async def test_a_template_over_the_segment_budget_is_422(api: aiohttp.ClientSession) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from notifier.api.webhooks import email_signature
 from notifier.settings import Settings
-from notifier.stack import LocalStack
+from notifier.tooling.stack import LocalStack
 from tests import factories
 
 SECRET = "whsec-for-tests"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 import asyncpg
 
-from notifier.stack import LocalStack
+from notifier.tooling.stack import LocalStack
 from tests import factories
 
 
@@ -18,6 +18,7 @@ async def test_a_key_made_over_the_api_works_until_revoked(
         new = await resp.json()
     assert new["secret"].startswith("nk_")
     stored = await db.fetchrow("SELECT * FROM api_keys WHERE id = $1::uuid", new["id"])
+    assert stored is not None
     assert new["secret"].encode() not in stored["secret_hash"]  # only a hash is kept
 
     async with api.get("/v1/keys") as resp:

@@ -18,7 +18,7 @@ import pytest
 from notifier import ledger
 from notifier.db import SQL_DIR, migrate
 from notifier.settings import Settings
-from notifier.stack import LocalStack
+from notifier.tooling.stack import LocalStack
 from tests import factories
 
 pytestmark = pytest.mark.timeout(180)
@@ -120,7 +120,8 @@ async def test_a_removed_event_and_a_cut_tail_are_found(
 
 async def _longest_chain(db: asyncpg.Connection, cid: uuid.UUID) -> int:
     """The chain with the most events (at least four, or the test cannot say much)."""
-    row = await db.fetchrow(
+    row = await factories.one_row(
+        db,
         "SELECT shard, seq FROM ledger_heads WHERE campaign_id = $1 ORDER BY seq DESC LIMIT 1",
         cid,
     )
@@ -183,14 +184,14 @@ async def test_writers_of_one_campaign_take_separate_chains(
         for n, (conn, tx) in enumerate(zip(conns[:8], txs, strict=False)):
             await tx.start()
             await conn.execute("SET LOCAL lock_timeout = '5s'")
-            first.append(await conn.fetchrow(_EVENT, cid, n))
+            first.append(await factories.one_row(conn, _EVENT, cid, n))
         # Eight open transactions, none of them waiting: eight chains.
         assert sorted(row["shard"] for row in first) == list(range(8))
         # A transaction's later statements continue its own chain.
-        again = await conns[0].fetchrow(_EVENT, cid, 100)
+        again = await factories.one_row(conns[0], _EVENT, cid, 100)
         assert (again["shard"], again["seq"]) == (first[0]["shard"], first[0]["seq"] + 1)
         # A ninth writer waits for one of the eight, and then continues that chain.
-        ninth = asyncio.create_task(conns[8].fetchrow(_EVENT, cid, 8))
+        ninth = asyncio.create_task(factories.one_row(conns[8], _EVENT, cid, 8))
         await asyncio.sleep(0.5)
         assert not ninth.done()
         for tx in txs[:8]:
@@ -208,12 +209,12 @@ async def test_a_rolled_back_savepoint_leaves_the_chain_whole(
 ) -> None:
     cid = uuid.UUID((await factories.create_campaign(api))["id"])
     async with db.transaction():
-        kept = await db.fetchrow(_EVENT, cid, 1)
+        kept = await factories.one_row(db, _EVENT, cid, 1)
         with contextlib.suppress(asyncpg.RaiseError):
             async with db.transaction():
                 await db.fetchrow(_EVENT, cid, 2)
                 await db.execute("DO $$ BEGIN RAISE EXCEPTION 'undone'; END $$")
-        after = await db.fetchrow(_EVENT, cid, 3)
+        after = await factories.one_row(db, _EVENT, cid, 3)
     assert (after["shard"], after["seq"]) == (kept["shard"], kept["seq"] + 1)
     verdict = await ledger.verify(db, cid)
     assert verdict.ok and verdict.events == 2, verdict.describe()
@@ -241,7 +242,7 @@ async def test_a_ledger_chained_before_the_split_still_verifies(
                 await conn.execute(_EVENT.removesuffix(" RETURNING shard, seq"), cid, n)
             await migrate(url)
             for n in range(5, 8):
-                assert (await conn.fetchrow(_EVENT, cid, n))["shard"] == 0
+                assert (await factories.one_row(conn, _EVENT, cid, n))["shard"] == 0
             verdict = await ledger.verify(conn, cid)
             assert verdict.ok and (verdict.events, verdict.chains) == (8, 1), verdict.describe()
         finally:

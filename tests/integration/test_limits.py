@@ -11,7 +11,7 @@ import pytest
 
 from notifier import keys
 from notifier.settings import Settings
-from notifier.stack import LocalStack
+from notifier.tooling.stack import LocalStack
 from tests import factories
 
 

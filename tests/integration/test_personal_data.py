@@ -5,14 +5,15 @@ included), nor in clear in any table of the database."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
+from typing import Any, cast
 
 import aiohttp
 import asyncpg
 import pytest
-import redis.asyncio as aioredis
 
 from notifier.settings import Settings
-from notifier.stack import LocalStack
+from notifier.tooling.stack import LocalStack
 from tests import factories
 
 pytestmark = pytest.mark.timeout(180)
@@ -28,7 +29,7 @@ def settings(settings: Settings) -> Settings:
 
 async def _redis_dump(url: str) -> str:
     """Every key and value in the Redis database, as text."""
-    redis = aioredis.from_url(url)
+    redis = factories.redis_client(url)
     parts: list[str] = []
     try:
         async for key in redis.scan_iter(count=500):
@@ -36,12 +37,14 @@ async def _redis_dump(url: str) -> str:
             kind = (await redis.type(key)).decode()
             if kind == "string":
                 parts.append(repr(await redis.get(key)))
+            # redis-py gives these commands one signature for its sync and asyncio clients
+            # ("awaitable or not"); on the asyncio client they are awaitable.
             elif kind == "hash":
-                parts.append(repr(await redis.hgetall(key)))
+                parts.append(repr(await cast(Awaitable[Any], redis.hgetall(key))))
             elif kind == "list":
-                parts.append(repr(await redis.lrange(key, 0, -1)))
+                parts.append(repr(await cast(Awaitable[Any], redis.lrange(key, 0, -1))))
             elif kind == "set":
-                parts.append(repr(await redis.smembers(key)))
+                parts.append(repr(await cast(Awaitable[Any], redis.smembers(key))))
             elif kind == "zset":
                 parts.append(repr(await redis.zrange(key, 0, -1, withscores=True)))
             elif kind == "stream":

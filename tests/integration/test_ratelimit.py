@@ -10,7 +10,7 @@ import pytest
 from notifier.models import Channel
 from notifier.ratelimit import BURST_SECONDS
 from notifier.settings import Settings
-from notifier.stack import LocalStack
+from notifier.tooling.stack import LocalStack
 from tests import factories
 
 pytestmark = pytest.mark.timeout(180)

@@ -13,7 +13,7 @@ import pytest
 
 from notifier import ledger
 from notifier.settings import Settings
-from notifier.stack import LocalStack
+from notifier.tooling.stack import LocalStack
 from tests import factories
 
 pytestmark = pytest.mark.timeout(180)

@@ -23,8 +23,8 @@ from notifier.providers import Outcome, OutgoingEmail, OutgoingSms
 from notifier.providers.smtp import SmtpProvider
 from notifier.providers.twilio import TwilioProvider
 from notifier.providers.twilio import classify as classify_twilio
-from notifier.sandbox import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, Sandbox
 from notifier.settings import Settings
+from notifier.tooling.sandbox import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, Sandbox
 
 SMS_TEXT = "[Example] Your account data was exposed. Details: https://example.com/notice"
 

@@ -9,9 +9,10 @@ import aiohttp
 import asyncpg
 import pytest
 
+from notifier.models import Channel
 from notifier.sealing import Sealer, new_data_key
 from notifier.settings import Settings
-from notifier.stack import LocalStack
+from notifier.tooling.stack import LocalStack
 from tests import factories
 
 pytestmark = pytest.mark.timeout(120)
@@ -96,12 +97,12 @@ async def test_rows_from_before_sealing_are_still_sent(
     await factories.launch(api, str(cid))
     await factories.wait_for(api, str(cid), factories.settled)
     assert stack.sandbox is not None
-    assert sorted(stack.sandbox.inbox.recipients("email")) == [
+    assert sorted(stack.sandbox.inbox.recipients(Channel.EMAIL)) == [
         "old7@example.com",
         "user0@example.com",
         "user1@example.com",
     ]
-    assert factories.phone(907) in stack.sandbox.inbox.recipients("sms")
+    assert factories.phone(907) in stack.sandbox.inbox.recipients(Channel.SMS)
 
 
 async def test_the_service_refuses_to_start_without_keys(settings: Settings) -> None:

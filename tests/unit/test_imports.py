@@ -14,7 +14,8 @@ from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
 from notifier.contacts import _UNDECIDED, PhoneNormalizer, normalize_email
 from notifier.errors import MalformedUpload
-from notifier.imports import MAX_ERRORS, RecipientImport, RecipientRules, Row
+from notifier.imports.rows import MAX_ERRORS, RecipientRules, Row
+from notifier.imports.upload import RecipientImport
 
 RULES = RecipientRules(
     channels=frozenset({"email", "sms"}),
@@ -430,9 +431,9 @@ def phone_inputs(rnd: random.Random) -> Iterator[str]:
                 yield text
                 yield text[:-1]
                 yield text + str(rnd.randrange(10))
-                digits = [i for i, c in enumerate(text) if c.isdigit()]
+                positions = [i for i, c in enumerate(text) if c.isdigit()]
                 for _ in range(2):
-                    i = rnd.choice(digits)
+                    i = rnd.choice(positions)
                     yield text[:i] + str(rnd.randrange(10)) + text[i + 1 :]
     for code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
         for size in (6, 8, 10, 12):

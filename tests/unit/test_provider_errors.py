@@ -12,8 +12,8 @@ from notifier.providers import Outcome, scrub
 from notifier.providers import smtp as smtp_provider
 from notifier.providers import twilio as twilio_provider
 from notifier.providers.twilio import callback_signature, callback_signed
-from notifier.sandbox.faults import Faults
-from notifier.sandbox.twilio import segments
+from notifier.tooling.sandbox.faults import Faults
+from notifier.tooling.sandbox.twilio import segments
 
 
 @pytest.mark.parametrize(

@@ -12,16 +12,12 @@ from typing import Any
 
 import pytest
 
-from notifier.templates import (
-    CompiledCampaign,
-    RenderFailed,
-    allowed_domain,
-    check_links,
-    linked_domains,
-    resolve_locale,
-    sms_segments,
-    validate_templates,
-)
+from notifier.templates.checks import validate_templates
+from notifier.templates.compiled import CompiledCampaign
+from notifier.templates.environment import RenderFailed
+from notifier.templates.links import allowed_domain, check_links, linked_domains
+from notifier.templates.locales import resolve_locale
+from notifier.templates.sms import sms_segments
 
 TEMPLATES: dict[str, Any] = {
     "email": {

@@ -14,8 +14,8 @@ from aiohttp import web
 from arq.worker import Worker
 
 from notifier.app import create_app
-from notifier.sandbox import Sandbox
 from notifier.settings import Settings
+from notifier.tooling.sandbox import Sandbox
 from workers.settings import worker_settings
 
 

@@ -14,11 +14,11 @@ import asyncpg
 
 from notifier import keys
 from notifier.db import migrate
-from notifier.embedded import EmbeddedServices
 from notifier.models import SCOPES
 from notifier.sealing import with_local_keys
 from notifier.settings import Settings
-from notifier.stack import LocalStack
+from notifier.tooling.embedded import EmbeddedServices
+from notifier.tooling.stack import LocalStack
 
 DEMO_CAMPAIGN: dict[str, Any] = {
     "name": "Account data exposure, November 2025",

@@ -30,9 +30,9 @@ status can still be fetched with ``GET …/Messages/{sid}.json``). Rates apply
 deterministically: 0.25 refuses exactly every fourth request.
 """
 
-from notifier.sandbox.faults import Faults
-from notifier.sandbox.inbox import Inbox, Received
-from notifier.sandbox.server import (
+from notifier.tooling.sandbox.faults import Faults
+from notifier.tooling.sandbox.inbox import Inbox, Received
+from notifier.tooling.sandbox.server import (
     DEFAULT_ACCOUNT_SID,
     DEFAULT_AUTH_TOKEN,
     DEFAULT_HTTP_PORT,

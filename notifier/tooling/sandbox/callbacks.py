@@ -14,8 +14,8 @@ import aiohttp
 import yarl
 
 from notifier.providers.twilio import callback_signature
-from notifier.sandbox.faults import Faults
-from notifier.sandbox.http import FormPoster, HttpError
+from notifier.tooling.sandbox.faults import Faults
+from notifier.tooling.sandbox.http import FormPoster, HttpError
 
 log = logging.getLogger(__name__)
 

@@ -36,9 +36,9 @@ import orjson
 from aiohttp import web
 
 from notifier.models import Channel
-from notifier.sandbox.callbacks import StatusCallbacks
-from notifier.sandbox.faults import Faults
-from notifier.sandbox.inbox import Inbox
+from notifier.tooling.sandbox.callbacks import StatusCallbacks
+from notifier.tooling.sandbox.faults import Faults
+from notifier.tooling.sandbox.inbox import Inbox
 
 # Message SIDs: a random half per process and a counter, unique without a syscall each.
 _SID_PREFIX = secrets.token_hex(8)

@@ -25,8 +25,8 @@ from typing import Literal, cast
 
 from notifier.messageid import find as message_id
 from notifier.models import Channel
-from notifier.sandbox.faults import Faults
-from notifier.sandbox.inbox import Inbox
+from notifier.tooling.sandbox.faults import Faults
+from notifier.tooling.sandbox.inbox import Inbox
 
 log = logging.getLogger(__name__)
 

@@ -20,11 +20,11 @@ import orjson
 from aiohttp import web
 
 from notifier.models import Channel
-from notifier.sandbox.callbacks import StatusCallbacks
-from notifier.sandbox.faults import Faults
-from notifier.sandbox.inbox import Inbox, Received
-from notifier.sandbox.smtp import SmtpServer, TlsMode
-from notifier.sandbox.twilio import TwilioApi
+from notifier.tooling.sandbox.callbacks import StatusCallbacks
+from notifier.tooling.sandbox.faults import Faults
+from notifier.tooling.sandbox.inbox import Inbox, Received
+from notifier.tooling.sandbox.smtp import SmtpServer, TlsMode
+from notifier.tooling.sandbox.twilio import TwilioApi
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,86 @@
+"""NDJSON uploads: one JSON object per line, its keys the columns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from notifier.errors import MalformedUpload
+from notifier.imports.framing import LineStream
+from notifier.imports.rows import MAX_COLUMNS, MAX_VALUE_CHARS, Row
+
+
+class NdjsonStream(LineStream):
+    """Reads an NDJSON upload, a record per line."""
+
+    def _parse(self, body: bytes, final: bool) -> list[Row]:
+        out: list[Row] = []
+        parts = body.split(b"\n")
+        if not parts[-1]:
+            parts.pop()
+        line = self._line
+        self._line += len(parts)
+        for raw in parts:
+            try:
+                record = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                if raw.strip():
+                    self._bad_json(raw, line)
+                line += 1
+                continue
+            if type(record) is dict:
+                self._seen_record = True
+                self._json_record(record, line, b"\\u0000" in raw, out)
+            else:
+                self._bad_json(raw, line)
+            line += 1
+        return out
+
+    def _bad_json(self, raw: bytes, line: int) -> None:
+        try:
+            raw.decode("utf-8")
+            reason = "not a JSON object"
+        except UnicodeDecodeError:
+            reason = "not valid UTF-8"
+        if not self._seen_record:
+            raise MalformedUpload(
+                f"line {line} is {reason}; the body must be NDJSON, one JSON object per line"
+            )
+        self._reject(line, reason)
+
+    def _json_record(self, record: dict[str, Any], line: int, nul: bool, out: list[Row]) -> None:
+        if len(record) > MAX_COLUMNS:
+            self._reject(line, f"more than {MAX_COLUMNS} fields")
+            return
+        values: dict[str, str] = {}
+        for key, value in record.items():
+            kind = type(value)
+            if kind is str:
+                text = value
+            elif kind is int or kind is float:
+                text = str(value)
+            elif value is None:
+                text = ""
+            else:
+                self._reject(line, f"{key[:40]}: must be a string or a number")
+                return
+            if len(text) > MAX_VALUE_CHARS:
+                self._reject(line, f"{key[:40]}: value longer than {MAX_VALUE_CHARS} characters")
+                return
+            if nul and "\x00" in text:
+                self._reject(line, f"{key[:40]}: contains a NUL character")
+                return
+            values[key] = text
+        row = self._accept(
+            line,
+            values.get("external_id", ""),
+            values.get("email", ""),
+            values.get("phone", ""),
+            values.get("locale", ""),
+            {name: values.get(name, "") for name in self._variables},
+        )
+        if isinstance(row, str):
+            self._reject(line, row)
+        else:
+            out.append(row)

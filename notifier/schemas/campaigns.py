@@ -1,0 +1,248 @@
+"""Campaign bodies: what creation accepts, a campaign as the API shows it, lists, uploads."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Literal
+
+import phonenumbers
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from notifier.models import LOCALE_HINT, LOCALE_TAG, CampaignState, Channel, DeliveryStatus
+from notifier.schemas.common import Body, Hint, LineError, Page, View, problems_error
+from notifier.templates.checks import validate_templates
+from notifier.templates.links import check_links
+from notifier.templates.sms import check_sms_budget
+
+# Validation context key: the domains template text may name (settings decide). Without it
+# the allow-list is empty, so a caller that forgets it refuses links rather than allow them.
+LINK_DOMAINS = "link_domains"
+
+# Upload columns with a meaning of their own, so no template variable may take their name.
+RESERVED_COLUMNS = frozenset({"external_id", "email", "phone", "locale"})
+MAX_RATE = 100_000.0
+# SMS segments one message may take unless the campaign says otherwise: a Korean notice with
+# its link fits in two or three UCS-2 segments of 67 characters.
+DEFAULT_SMS_SEGMENTS = 3
+MAX_SMS_SEGMENTS = 10
+
+NO_CONTROLS = r"^[^\x00-\x1f]*$"
+COLUMN_NAME = "^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+
+# channel → locale → part → template source, as stored and shown.
+Templates = dict[str, dict[str, dict[str, str]]]
+
+
+class EmailTemplate(BaseModel):
+    """An email notice in one locale."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    subject: str
+    text: str
+    html: str | None = None
+
+
+class SmsTemplate(BaseModel):
+    """An SMS notice in one locale."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str
+
+
+class TemplateSet(BaseModel):
+    """Templates by channel, then by locale (a BCP 47 tag)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: dict[str, EmailTemplate] | None = None
+    sms: dict[str, SmsTemplate] | None = None
+
+
+def _distinct(channels: list[Channel]) -> list[Channel]:
+    if len(set(channels)) != len(channels):
+        raise PydanticCustomError("repeated", "a channel is named twice")
+    return channels
+
+
+def _region(region: str) -> str:
+    if region.upper() not in phonenumbers.SUPPORTED_REGIONS:
+        raise PydanticCustomError("region", "not a region phone numbers are known for")
+    return region.upper()
+
+
+def _column(name: str) -> str:
+    if name in RESERVED_COLUMNS:
+        raise PydanticCustomError("reserved", "a column with a meaning of its own")
+    return name
+
+
+class CampaignCreate(Body):
+    """A request to create a campaign (a draft until it is launched)."""
+
+    invalid: ClassVar[str] = "the campaign is not valid"
+
+    name: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NO_CONTROLS),
+        Hint("required, 1 to 200 characters, no control characters"),
+    ]
+    incident_ref: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=NO_CONTROLS),
+        Hint("required, 1 to 100 characters, no control characters"),
+    ]
+    channels: Annotated[
+        list[Channel],
+        Field(min_length=1, max_length=len(Channel), json_schema_extra={"uniqueItems": True}),
+        AfterValidator(_distinct),
+        Hint('a non-empty list of "email", "sms", each once'),
+    ]
+    default_locale: Annotated[
+        str,
+        Field(pattern=f"^(?:{LOCALE_TAG.pattern})$", examples=["ko"]),
+        Hint(LOCALE_HINT),
+    ]
+    default_region: Annotated[
+        Annotated[str, Field(pattern="^[A-Za-z]{2}$"), AfterValidator(_region)] | None,
+        Field(description="the region of phone numbers written without +, e.g. KR"),
+        Hint("an ISO 3166 region such as 'KR'"),
+    ] = None
+    variables: Annotated[
+        list[Annotated[str, Field(pattern=COLUMN_NAME), AfterValidator(_column)]],
+        Field(default_factory=list, description="extra recipient columns the templates use"),
+        Hint("a list of column names (letters, digits, _)"),
+    ]
+    rate_limit_per_second: Annotated[
+        Annotated[float, Field(gt=0, le=MAX_RATE, strict=True)] | None,
+        Field(description="this campaign's own cap below the provider rate, per second"),
+        Hint(f"a number in (0, {MAX_RATE:g}]"),
+    ] = None
+    fallback: Annotated[
+        dict[Literal["email_failed"], Literal["sms"]],
+        Field(default_factory=dict, description="an SMS to anyone whose email fails for good"),
+        Hint('only {"email_failed": "sms"}'),
+    ]
+    sms_max_segments: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=MAX_SMS_SEGMENTS,
+            strict=True,
+            description="the most SMS segments one message may take; longer ones fail",
+        ),
+        Hint(f"an integer from 1 to {MAX_SMS_SEGMENTS}"),
+    ] = DEFAULT_SMS_SEGMENTS
+    # Last, so that its checks see every other field already validated.
+    templates: Templates
+
+    @field_validator("templates", mode="plain", json_schema_input_type=TemplateSet)
+    @classmethod
+    def _templates(cls, value: Any, info: ValidationInfo) -> Templates:
+        """The checks of notifier.templates, run once the fields they depend on are valid."""
+        given = info.data
+        if "channels" not in given or "default_locale" not in given:
+            return value  # type: ignore[no-any-return]  # refused at those fields already
+        needed = [str(c) for c in given["channels"]]
+        if given.get("fallback") and "sms" not in needed:
+            needed.append("sms")  # the fallback sends SMS, so it needs an SMS template
+        problems = validate_templates(
+            value,
+            channels=needed,
+            default_locale=given["default_locale"],
+            variables=given.get("variables", []),
+        )
+        if not problems and "sms_max_segments" in given:
+            problems += check_sms_budget(value, given["sms_max_segments"])
+        if not problems:
+            problems += check_links(value, (info.context or {}).get(LINK_DOMAINS, ()))
+        if problems:
+            raise problems_error(problems)
+        return value  # type: ignore[no-any-return]
+
+
+class Campaign(View):
+    """A campaign with its counts and progress."""
+
+    id: uuid.UUID
+    name: str
+    incident_ref: str
+    state: CampaignState
+    channels: list[Channel]
+    default_locale: str
+    default_region: str | None
+    variables: list[str]
+    templates: Templates
+    rate_limit_per_second: float | None
+    fallback: dict[str, str]
+    sms_max_segments: int
+    created_at: datetime
+    launched_at: datetime | None
+    completed_at: datetime | None
+    recipients: int
+    preparing: bool = Field(
+        description="launched, and deliveries are still being created a chunk at a time "
+        "(counts grow; eta_seconds is null until they are all there)"
+    )
+    counts: dict[Channel, dict[DeliveryStatus, int]] = Field(
+        description="deliveries by channel and status, every status present"
+    )
+    rate_per_second: float
+    eta_seconds: float | None
+
+
+class CampaignList(Page[Campaign]):
+    """A page of campaigns, newest first."""
+
+
+class UploadResult(View):
+    """What one upload of recipients did; bad rows are reported by line."""
+
+    accepted: int
+    rejected: int
+    duplicates: int
+    errors: list[LineError] = Field(max_length=1000, description="the first 1000 bad rows")
+
+
+# A campaign that creation accepts, shown in the document (and used by fuzzers to reach past
+# validation): English and Korean templates on both channels.
+EXAMPLE: dict[str, Any] = {
+    "name": "Account data exposure, November 2026",
+    "incident_ref": "INC-2026-1129",
+    "channels": ["email", "sms"],
+    "default_locale": "ko",
+    "default_region": "KR",
+    "variables": ["name"],
+    "templates": {
+        "email": {
+            "ko": {
+                "subject": "[중요] {{ name }}님 개인정보 노출 안내",
+                "text": "{{ name }}님, 확인 코드 {{ verification_code }}: {{ verify_url }}",
+            },
+            "en": {
+                "subject": "Important: notice for {{ name }}",
+                "text": "Dear {{ name }}, your code {{ verification_code }}: {{ verify_url }}",
+            },
+        },
+        "sms": {
+            "ko": {"text": "[안내] 확인코드 {{ verification_code }}"},
+            "en": {"text": "Notice: code {{ verification_code }}"},
+        },
+    },
+}
+RECIPIENTS_EXAMPLE = (
+    "external_id,email,phone,locale,name\n"
+    "acct-1,user1@example.com,+821012345678,ko,Kim\n"
+    "acct-2,user2@example.com,010-2345-6789,en,Lee\n"
+)

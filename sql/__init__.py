@@ -1,0 +1,1 @@
+"""Migrations and named queries; installed inside the package as `notifier.sql`."""

@@ -1,0 +1,132 @@
+-- lock_for_preparing --
+-- The campaign row, if it is sending, still being prepared, and nobody else holds it.
+SELECT prepared_through FROM campaigns
+WHERE id = $1 AND state = 'sending' AND prepared_through IS NOT NULL
+FOR NO KEY UPDATE SKIP LOCKED
+
+-- claim_batch --
+-- Take up to $3 due pending deliveries of one campaign and channel under a lease of $5 s.
+WITH picked AS (
+    SELECT id FROM deliveries
+    WHERE campaign_id = $1 AND channel = $2 AND status = 'pending'
+      AND (next_attempt_at IS NULL OR next_attempt_at <= now())
+    ORDER BY id
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+), moved AS (
+    UPDATE deliveries d
+    SET status = 'sending', claim = $4, lease_until = now() + make_interval(secs => $5),
+        attempts = d.attempts + 1, updated_at = now()
+    FROM picked
+    WHERE d.campaign_id = $1 AND d.id = picked.id
+    RETURNING d.id, d.recipient_id, d.verification_code, d.attempts
+), counted AS (
+    INSERT INTO delivery_counts (campaign_id, channel, status, shard, n)
+    SELECT $1, $2, v.status, $6, v.sign * (SELECT count(*) FROM moved)
+    FROM (VALUES ('pending', -1), ('sending', 1)) AS v(status, sign)
+    WHERE EXISTS (SELECT 1 FROM moved)
+    ON CONFLICT (campaign_id, channel, status, shard)
+    DO UPDATE SET n = delivery_counts.n + EXCLUDED.n
+)
+SELECT m.id, m.verification_code, m.attempts, r.external_id, r.contact_sealed, r.email,
+       r.phone, r.locale,
+       r.vars::text AS vars
+FROM moved m JOIN recipients r ON r.campaign_id = $1 AND r.id = m.recipient_id
+ORDER BY m.id
+
+-- channel_work --
+-- What is left on one channel: anything due now, the earliest retry, anything in flight.
+SELECT
+    EXISTS (SELECT 1 FROM deliveries
+            WHERE campaign_id = $1 AND channel = $2 AND status = 'pending'
+              AND (next_attempt_at IS NULL OR next_attempt_at <= now())) AS due,
+    (SELECT min(next_attempt_at) FROM deliveries
+     WHERE campaign_id = $1 AND channel = $2 AND status = 'pending') AS next_at,
+    EXISTS (SELECT 1 FROM deliveries
+            WHERE campaign_id = $1 AND channel = $2 AND status = 'sending') AS in_flight
+
+-- record_results --
+-- A batch's outcomes in one statement. A status that a provider callback already advanced
+-- is kept; a claim that is no longer ours (lease reclaimed) is left alone. An uncertain
+-- attempt (no answer after handing the message over) is retried and flagged.
+WITH r AS (
+    SELECT * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[],
+                         $6::double precision[])
+        AS r(id, outcome, provider_message_id, error, retry_in)
+), cur AS (
+    SELECT d.id, d.channel, d.status AS was, d.attempts, r.outcome,
+           r.provider_message_id, r.error, r.retry_in
+    FROM deliveries d JOIN r ON d.id = r.id
+    WHERE d.campaign_id = $1 AND d.claim = $7
+    FOR UPDATE OF d
+), decided AS (
+    SELECT cur.*, CASE
+        WHEN was <> 'sending' THEN was
+        WHEN outcome = 'sent' THEN 'sent'
+        WHEN outcome = 'permanent' THEN 'failed'
+        WHEN outcome IN ('transient', 'uncertain') AND attempts >= $8 THEN 'failed'
+        WHEN (SELECT state FROM campaigns WHERE id = $1) = 'cancelled' THEN 'cancelled'
+        ELSE 'pending' END AS becomes
+    FROM cur
+), moved AS (
+    UPDATE deliveries d SET
+        status = x.becomes,
+        claim = NULL,
+        lease_until = NULL,
+        attempts = CASE WHEN x.outcome IN ('throttled', 'released') THEN d.attempts - 1
+                        ELSE d.attempts END,
+        next_attempt_at = CASE WHEN x.becomes = 'pending'
+                               THEN now() + make_interval(secs => x.retry_in) END,
+        possible_duplicate = d.possible_duplicate OR x.outcome = 'uncertain',
+        provider_message_id = coalesce(d.provider_message_id, x.provider_message_id),
+        last_error = coalesce(x.error, d.last_error),
+        sent_at = CASE WHEN x.outcome = 'sent' THEN coalesce(d.sent_at, now()) ELSE d.sent_at END,
+        failed_at = CASE WHEN x.becomes = 'failed' AND x.was <> 'failed' THEN now()
+                         ELSE d.failed_at END,
+        updated_at = now()
+    FROM decided x
+    WHERE d.campaign_id = $1 AND d.id = x.id
+    RETURNING d.id, d.channel, x.was, x.becomes, x.outcome, d.provider_message_id, x.error
+), counted AS (
+    INSERT INTO delivery_counts (campaign_id, channel, status, shard, n)
+    SELECT $1, channel, status, $9, sum(n) FROM (
+        SELECT channel, becomes AS status, 1 AS n FROM moved WHERE becomes <> was
+        UNION ALL
+        SELECT channel, was, -1 FROM moved WHERE becomes <> was
+    ) AS delta
+    GROUP BY channel, status
+    ON CONFLICT (campaign_id, channel, status, shard)
+    DO UPDATE SET n = delivery_counts.n + EXCLUDED.n
+), logged AS (
+    INSERT INTO delivery_events (campaign_id, delivery_id, status, provider_message_id, detail)
+    SELECT $1, id, CASE WHEN outcome = 'sent' THEN 'sent' ELSE becomes END,
+           provider_message_id, error
+    FROM moved
+    -- A receipt that overtook the worker's record already logged the final status; a late
+    -- "sent" after it would read as the delivery moving backwards.
+    WHERE (outcome = 'sent' AND was = 'sending') OR (becomes <> was AND outcome <> 'released')
+)
+SELECT becomes AS status, count(*)::int AS n FROM moved GROUP BY becomes
+
+-- add_fallback --
+-- Recipients among $2 whose email failed for good get an SMS instead (the campaign's fallback).
+WITH made AS (
+    INSERT INTO deliveries (campaign_id, id, recipient_id, channel, verification_code)
+    SELECT $1, nextval('deliveries_id_seq'), d.recipient_id, 'sms', new_verification_code()
+    FROM deliveries d
+    JOIN recipients r ON r.campaign_id = d.campaign_id AND r.id = d.recipient_id
+    WHERE d.campaign_id = $1 AND d.id = ANY($2::bigint[]) AND d.channel = 'email'
+      AND d.status = 'failed' AND (r.phone_hash IS NOT NULL OR r.phone IS NOT NULL)
+    ON CONFLICT (campaign_id, recipient_id, channel) DO NOTHING
+    RETURNING 1
+), counted AS (
+    INSERT INTO delivery_counts (campaign_id, channel, status, shard, n)
+    SELECT $1, 'sms', 'pending', $3, count(*) FROM made HAVING count(*) > 0
+    ON CONFLICT (campaign_id, channel, status, shard)
+    DO UPDATE SET n = delivery_counts.n + EXCLUDED.n
+)
+SELECT count(*)::int FROM made
+
+-- campaign_state --
+-- Whether the campaign is still sending, checked while a batch is being sent.
+SELECT state FROM campaigns WHERE id = $1
