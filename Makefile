@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-test
 DEMO_STAMP := $(VENV)/.installed-local
 
-.PHONY: install demo test faults bench lint format typecheck check clean
+.PHONY: install demo test quick faults bench lint format typecheck check clean
 
 $(VENV)/.installed-%: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,6 +22,11 @@ demo: $(DEMO_STAMP)
 test: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider
 
+# The edit-test loop: everything but the tests marked slow (fault scenarios, the fuzzer, the
+# benchmark, the wheel and the generated client), in about a minute.
+quick: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider -m "not slow"
+
 # The fault scenarios alone, ending with their report (they also run in `make test`).
 faults: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider tests/faults
@@ -30,16 +35,18 @@ faults: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
+# Style, and the import contracts of pyproject.toml (which `make test` checks too).
 lint: $(STAMP)
 	$(BIN)/ruff check notifier workers tests bench
 	$(BIN)/ruff format --check notifier workers tests bench
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff format notifier workers tests bench
 	$(BIN)/ruff check --fix notifier workers tests bench
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict notifier workers
+	$(BIN)/mypy --strict notifier workers bench tests
 
 check: lint typecheck test
 

@@ -14,7 +14,7 @@ import pytest
 from notifier.settings import Settings
 from notifier.tooling.stack import LocalStack
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 CHECKS = ",".join(
     (

@@ -16,6 +16,7 @@ import asyncpg
 import orjson
 import phonenumbers
 import psutil
+import pytest
 from email_validator import EmailNotValidError
 
 from bench.accounts import BAD_KINDS, phone_for, write_accounts
@@ -69,6 +70,7 @@ def test_the_generated_file_holds_exactly_the_bad_rows_it_reports(tmp_path: Path
     assert Counter(row["locale"] for row in rows).most_common(1)[0][0] == "ko"
 
 
+@pytest.mark.slow
 async def test_the_benchmark_runs_and_its_counts_add_up(
     servers: tuple[str, str], tmp_path: Path
 ) -> None:
@@ -137,6 +139,7 @@ async def test_the_benchmark_runs_and_its_counts_add_up(
     assert not await _database_exists(servers[0], results["config"]["database"])
 
 
+@pytest.mark.slow
 async def test_an_interrupted_benchmark_stops_what_it_started(
     servers: tuple[str, str], tmp_path: Path
 ) -> None:
