@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import socket
 import sys
 from dataclasses import dataclass, field
@@ -96,15 +97,30 @@ class LocalStack:
             if proc.returncode is None:
                 proc.kill()
         self._procs.clear()
-        for worker, task in self._inline:
-            await worker.close()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._inline.clear()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-        if self.sandbox is not None:
-            await self.sandbox.stop()
-            self.sandbox = None
+        try:
+            for worker, task in self._inline:
+                await _close_inline(worker, task)
+        finally:
+            self._inline.clear()
+            if self._runner is not None:
+                await self._runner.cleanup()
+                self._runner = None
+            if self.sandbox is not None:
+                await self.sandbox.stop()
+                self.sandbox = None
+
+
+async def _close_inline(worker: Worker, task: asyncio.Task[Any]) -> None:
+    """Stop an inline worker: cancel its jobs, wait for them, then close it.
+
+    arq's close() cancels the running jobs and gathers them without return_exceptions: a
+    job cancelled while it records its result ends cancelled, and close() then raises
+    CancelledError before closing its pool. Waiting for them here first, and forgetting
+    them, lets close() finish its work."""
+    worker.handle_sig(signal.SIGUSR1)
+    await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
+    worker.tasks.clear()
+    await worker.close()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
