@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import random
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -25,13 +24,13 @@ from notifier.providers import Outcome, Provider, SendResult
 from notifier.ratelimit import Bucket, RateLimiter, campaign_bucket, provider_bucket
 from notifier.sealing import Sealer
 from notifier.settings import Settings
+from workers.recording import Recorder
 
 log = logging.getLogger(__name__)
 
 # A link sends about this many seconds' worth at the channel's rate, so pause is felt quickly.
 LINK_SECONDS = 2.0
 STATE_CHECK_SECONDS = 0.5
-RECORD_RETRY_SECONDS = 60.0
 
 
 @dataclass(slots=True, kw_only=True)
@@ -98,26 +97,26 @@ async def _link(deps: Deps, campaign_id: uuid.UUID, channel: str) -> tuple[str, 
         if not rows:
             return await _idle(conn, campaign, channel)
     messages, failed = deps.notices.build(campaign, channel, rows)
-    results = await _send(deps, campaign_id, channel, buckets, messages)
-    results.extend(failed)
-    falls_back = channel == Channel.EMAIL and campaign.fallback.get("email_failed") == "sms"
-    fallback = _fallback_candidates(results) if falls_back else []
-    if await _record(deps, campaign_id, claim, rows, results, fallback):
+    recorder = Recorder(
+        pool=deps.pool,
+        settings=settings,
+        campaign_id=campaign_id,
+        claim=claim,
+        attempts={r["id"]: r["attempts"] for r in rows},
+        falls_back=channel == Channel.EMAIL and campaign.fallback.get("email_failed") == "sms",
+    )
+    recorder.add(failed)
+    try:
+        await _send(deps, campaign_id, channel, buckets, messages, recorder)
+    except BaseException:
+        await recorder.abandon()
+        raise
+    if await recorder.close():
         # Recipients whose email failed for good now have an SMS: make sure SMS chains run.
         await chains.ensure(
             deps.redis, str(campaign_id), [Channel.SMS], deps.settings.chains_per_channel
         )
-    return f"sent batch of {len(rows)}", 0.0
-
-
-def _fallback_candidates(results: list[SendResult]) -> list[int]:
-    """Deliveries whose email may have failed for good in this batch (the SQL keeps only
-    those that did)."""
-    return [
-        r.delivery_id
-        for r in results
-        if r.outcome in (Outcome.PERMANENT, Outcome.TRANSIENT, Outcome.UNCERTAIN)
-    ]
+    return f"sent batch of {len(rows)} in {recorder.slices} slice(s)", 0.0
 
 
 async def _prepare(conn: Conn, campaign: Campaign) -> None:
@@ -156,9 +155,17 @@ async def _send(
     channel: str,
     buckets: list[Bucket],
     messages: Sequence[Outgoing],
-) -> list[SendResult]:
-    """Send under the rate limit; stop taking new tokens if the campaign stops sending."""
+    recorder: Recorder,
+) -> None:
+    """Send under the rate limit, handing each chunk's outcomes to the recorder as they come;
+    stop taking new tokens if the campaign stops sending."""
     provider = deps.providers[channel]
+
+    async def send(chunk: Sequence[Outgoing]) -> list[SendResult]:
+        results = await provider.send(chunk)
+        recorder.add(results)
+        return results
+
     tasks: list[asyncio.Task[list[SendResult]]] = []
     sent_upto = 0
     checked = time.monotonic()
@@ -170,16 +177,13 @@ async def _send(
         n = await deps.limiter.take(buckets, len(messages) - sent_upto)
         chunk = messages[sent_upto : sent_upto + n]
         sent_upto += n
-        tasks.append(asyncio.create_task(provider.send(chunk)))
+        tasks.append(asyncio.create_task(send(chunk)))
     results = [res for chunk_results in await asyncio.gather(*tasks) for res in chunk_results]
-    results.extend(
-        SendResult(delivery_id=m.delivery_id, outcome=Outcome.RELEASED)
-        for m in messages[sent_upto:]
-    )
+    unsent = messages[sent_upto:]  # the campaign stopped: back to pending, no attempt spent
+    recorder.add([SendResult(delivery_id=m.delivery_id, outcome=Outcome.RELEASED) for m in unsent])
     throttled = [r.retry_after or 1.0 for r in results if r.outcome == Outcome.THROTTLED]
     if throttled:
         await deps.limiter.hold(buckets[0], max(throttled))
-    return results
 
 
 async def _stopped(deps: Deps, campaign_id: uuid.UUID) -> bool:
@@ -194,61 +198,3 @@ async def _stopped(deps: Deps, campaign_id: uuid.UUID) -> bool:
         )
         return False
     return bool(state != CampaignState.SENDING)
-
-
-def _retry_in(settings: Settings, attempts: int) -> float:
-    """Exponential backoff, capped, with jitter so that retries do not arrive in waves."""
-    base = min(settings.retry_max_seconds, settings.retry_base_seconds * 2.0 ** (attempts - 1))
-    return float(base * random.uniform(0.5, 1.5))
-
-
-async def _record(
-    deps: Deps,
-    campaign_id: uuid.UUID,
-    claim: uuid.UUID,
-    rows: Sequence[asyncpg.Record],
-    results: list[SendResult],
-    fallback: list[int],
-) -> int:
-    """Write every outcome in one statement, retrying while the database is unreachable,
-    and in the same transaction give the `fallback` candidates whose email failed for good
-    their SMS: with a gap between the two, the campaign could be found finished in it and
-    those SMS never sent. Returns how many fallback SMS were added."""
-    attempts = {r["id"]: r["attempts"] for r in rows}
-    retry_in = [
-        (r.retry_after or 1.0)
-        if r.outcome == Outcome.THROTTLED
-        else 0.0
-        if r.outcome == Outcome.RELEASED
-        else _retry_in(deps.settings, attempts[r.delivery_id])
-        for r in results
-    ]
-    args = (
-        campaign_id,
-        [r.delivery_id for r in results],
-        [str(r.outcome) for r in results],
-        [r.provider_message_id for r in results],
-        [r.error for r in results],
-        retry_in,
-        claim,
-        deps.settings.max_attempts,
-        counter_shard(),
-    )
-    deadline = time.monotonic() + RECORD_RETRY_SECONDS
-    while True:
-        try:
-            async with deps.pool.acquire() as conn, conn.transaction():
-                await conn.fetch(queries["record_results"], *args)
-                if not fallback:
-                    return 0
-                added = await conn.fetchval(
-                    queries["add_fallback"], campaign_id, fallback, counter_shard()
-                )
-                return int(added or 0)
-        except DATABASE_DOWN:
-            if time.monotonic() > deadline:
-                raise
-            log.warning(
-                "recording results failed; retrying", extra={"campaign_id": str(campaign_id)}
-            )
-            await asyncio.sleep(1.0)

@@ -1,0 +1,81 @@
+-- record_results --
+-- A slice of a batch's outcomes in one statement. A status that a provider callback already
+-- advanced is kept; a claim that is no longer ours (lease reclaimed) is left alone. An
+-- uncertain attempt (no answer after handing the message over) is retried and flagged.
+WITH r AS (
+    SELECT * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[],
+                         $6::double precision[])
+        AS r(id, outcome, provider_message_id, error, retry_in)
+), cur AS (
+    SELECT d.id, d.channel, d.status AS was, d.attempts, r.outcome,
+           r.provider_message_id, r.error, r.retry_in
+    FROM deliveries d JOIN r ON d.id = r.id
+    WHERE d.campaign_id = $1 AND d.claim = $7
+    FOR UPDATE OF d
+), decided AS (
+    SELECT cur.*, CASE
+        WHEN was <> 'sending' THEN was
+        WHEN outcome = 'sent' THEN 'sent'
+        WHEN outcome = 'permanent' THEN 'failed'
+        WHEN outcome IN ('transient', 'uncertain') AND attempts >= $8 THEN 'failed'
+        WHEN (SELECT state FROM campaigns WHERE id = $1) = 'cancelled' THEN 'cancelled'
+        ELSE 'pending' END AS becomes
+    FROM cur
+), moved AS (
+    UPDATE deliveries d SET
+        status = x.becomes,
+        claim = NULL,
+        lease_until = NULL,
+        attempts = CASE WHEN x.outcome IN ('throttled', 'released') THEN d.attempts - 1
+                        ELSE d.attempts END,
+        next_attempt_at = CASE WHEN x.becomes = 'pending'
+                               THEN now() + make_interval(secs => x.retry_in) END,
+        possible_duplicate = d.possible_duplicate OR x.outcome = 'uncertain',
+        provider_message_id = coalesce(d.provider_message_id, x.provider_message_id),
+        last_error = coalesce(x.error, d.last_error),
+        sent_at = CASE WHEN x.outcome = 'sent' THEN coalesce(d.sent_at, now()) ELSE d.sent_at END,
+        failed_at = CASE WHEN x.becomes = 'failed' AND x.was <> 'failed' THEN now()
+                         ELSE d.failed_at END,
+        updated_at = now()
+    FROM decided x
+    WHERE d.campaign_id = $1 AND d.id = x.id
+    RETURNING d.id, d.channel, x.was, x.becomes, x.outcome, d.provider_message_id, x.error
+), counted AS (
+    INSERT INTO delivery_counts (campaign_id, channel, status, shard, n)
+    SELECT $1, channel, status, $9, sum(n) FROM (
+        SELECT channel, becomes AS status, 1 AS n FROM moved WHERE becomes <> was
+        UNION ALL
+        SELECT channel, was, -1 FROM moved WHERE becomes <> was
+    ) AS delta
+    GROUP BY channel, status
+    ON CONFLICT (campaign_id, channel, status, shard)
+    DO UPDATE SET n = delivery_counts.n + EXCLUDED.n
+), logged AS (
+    INSERT INTO delivery_events (campaign_id, delivery_id, status, provider_message_id, detail)
+    SELECT $1, id, CASE WHEN outcome = 'sent' THEN 'sent' ELSE becomes END,
+           provider_message_id, error
+    FROM moved
+    -- A receipt that overtook the worker's record already logged the final status; a late
+    -- "sent" after it would read as the delivery moving backwards.
+    WHERE (outcome = 'sent' AND was = 'sending') OR (becomes <> was AND outcome <> 'released')
+)
+SELECT becomes AS status, count(*)::int AS n FROM moved GROUP BY becomes
+
+-- add_fallback --
+-- Recipients among $2 whose email failed for good get an SMS instead (the campaign's fallback).
+WITH made AS (
+    INSERT INTO deliveries (campaign_id, id, recipient_id, channel, verification_code)
+    SELECT $1, nextval('deliveries_id_seq'), d.recipient_id, 'sms', new_verification_code()
+    FROM deliveries d
+    JOIN recipients r ON r.campaign_id = d.campaign_id AND r.id = d.recipient_id
+    WHERE d.campaign_id = $1 AND d.id = ANY($2::bigint[]) AND d.channel = 'email'
+      AND d.status = 'failed' AND (r.phone_hash IS NOT NULL OR r.phone IS NOT NULL)
+    ON CONFLICT (campaign_id, recipient_id, channel) DO NOTHING
+    RETURNING 1
+), counted AS (
+    INSERT INTO delivery_counts (campaign_id, channel, status, shard, n)
+    SELECT $1, 'sms', 'pending', $3, count(*) FROM made HAVING count(*) > 0
+    ON CONFLICT (campaign_id, channel, status, shard)
+    DO UPDATE SET n = delivery_counts.n + EXCLUDED.n
+)
+SELECT count(*)::int FROM made
