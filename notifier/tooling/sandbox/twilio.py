@@ -16,7 +16,8 @@ Fault injection by recipient number (Twilio's own magic test numbers where they 
 - From ``+15005550001`` → 21212, ``+15005550007`` → 21606, ``+15005550008`` → 21611
 
 plus the runtime knobs ``sms_throttle_rate`` (429, code 20429, optional Retry-After) and
-``sms_error_rate`` (500, code 20500); see faults.py.
+``sms_error_rate`` (500, code 20500), which apply to the requests not refused above; see
+faults.py.
 """
 
 from __future__ import annotations
@@ -144,6 +145,12 @@ class TwilioApi:
         if request.match_info["account_sid"] != self.account_sid:
             return _error(404, 20404, "The requested resource was not found")
         form = dict(parse_qsl((await request.read()).decode("utf-8", "replace"), True))
+        # Numbers refused by design are refused before any runtime fault, so a test can
+        # count on their one attempt.
+        refusal = _validate(form)
+        if refusal is not None:
+            self._inbox.refuse(Channel.SMS)
+            return _error(400, *refusal)
         if self._faults.hit("sms_throttle_rate"):
             self._inbox.refuse(Channel.SMS)
             retry = self._faults.sms_retry_after
@@ -157,10 +164,6 @@ class TwilioApi:
             if request.transport is not None:
                 request.transport.abort()  # no answer at all; nothing was created
             raise ConnectionResetError("sandbox fault: connection dropped")
-        refusal = _validate(form)
-        if refusal is not None:
-            self._inbox.refuse(Channel.SMS)
-            return _error(400, *refusal)
         response = self._accept(form)
         if self._faults.hit("sms_hang_rate"):
             await asyncio.sleep(self._faults.hang_seconds)  # created; the answer comes too late
