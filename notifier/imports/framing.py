@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+from abc import ABC, abstractmethod
 from typing import Any, AnyStr
 
 from notifier.errors import MalformedUpload
@@ -15,7 +16,7 @@ _BOM = b"\xef\xbb\xbf"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
-class LineStream:
+class LineStream(ABC):
     """An upload's bytes handed to a reader as whole lines, each line at most a record's
     size; a reader (CSV, NDJSON) subclasses it and parses the lines."""
 
@@ -73,9 +74,9 @@ class LineStream:
 
     # What a reader provides.
 
+    @abstractmethod
     def _parse(self, body: bytes, final: bool) -> list[Row]:
         """The rows of whole lines (and of the last, unterminated one when final)."""
-        raise NotImplementedError
 
     def _in_header(self) -> bool:
         """Whether the next line is a header, which has a limit of its own."""
