@@ -45,7 +45,7 @@ class Notices:
     def __init__(self, settings: Settings, sealer: Sealer) -> None:
         self._sealer = sealer
         self._email_from = settings.email_from
-        self._base_url = settings.public_base_url.rstrip("/")
+        self._base_url = routes.base_url(settings.public_base_url)
         self._compiled: OrderedDict[uuid.UUID, CompiledCampaign] = OrderedDict()
 
     def compiled(self, campaign: Campaign) -> CompiledCampaign:

@@ -11,11 +11,17 @@ TWILIO_STATUS = "/v1/webhooks/twilio/status"
 EMAIL_EVENTS = "/v1/webhooks/email/events"
 
 
-def verify_url(base_url: str, code: str) -> str:
-    """Where a person checks a notice's verification code."""
-    return base_url.rstrip("/") + VERIFY.format(code=code)
+def base_url(public_base_url: str) -> str:
+    """The public base URL as the functions below take it: without a trailing slash. Made
+    once per process, since they run for every notice."""
+    return public_base_url.rstrip("/")
 
 
-def twilio_status_url(base_url: str, campaign_id: uuid.UUID, delivery_id: int) -> str:
+def verify_url(base: str, code: str) -> str:
+    """Where a person checks a notice's verification code (`base` from base_url())."""
+    return base + VERIFY.format(code=code)
+
+
+def twilio_status_url(base: str, campaign_id: uuid.UUID, delivery_id: int) -> str:
     """The status callback Twilio posts one SMS's progress to (its signature covers it)."""
-    return f"{base_url.rstrip('/')}{TWILIO_STATUS}?campaign={campaign_id}&delivery={delivery_id}"
+    return f"{base}{TWILIO_STATUS}?campaign={campaign_id}&delivery={delivery_id}"

@@ -13,7 +13,7 @@ import orjson
 from aiohttp import web
 from pydantic import ValidationError
 
-from notifier import messageid
+from notifier import messageid, routes
 from notifier.api.context import RECEIPTS, SETTINGS
 from notifier.api.responses import render
 from notifier.errors import BadRequest, Forbidden, NotFound
@@ -36,8 +36,7 @@ EMAIL_EVENT_WINDOW = 300
 
 def public_url(request: web.Request) -> str:
     """The URL the provider called: the configured public base plus the path and query."""
-    base = request.app[SETTINGS].public_base_url.rstrip("/")
-    return base + request.rel_url.path_qs
+    return routes.base_url(request.app[SETTINGS].public_base_url) + request.rel_url.path_qs
 
 
 async def twilio_status(request: web.Request) -> web.Response:
