@@ -12,7 +12,6 @@ from typing import Any
 
 from notifier.db import Conn, queries
 from notifier.errors import Forbidden, NotFound, Unauthorized
-from notifier.models import SCOPES as SCOPES  # callers name it keys.SCOPES
 from notifier.schemas.common import validated
 from notifier.schemas.keys import KeyCreate
 

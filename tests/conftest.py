@@ -17,6 +17,7 @@ import pytest
 
 from notifier import keys
 from notifier.db import migrate
+from notifier.models import SCOPES
 from notifier.sealing import with_local_keys
 from notifier.settings import Settings
 from notifier.tooling.embedded import EmbeddedServices
@@ -142,7 +143,7 @@ async def stack(db: asyncpg.Connection, settings: Settings) -> AsyncIterator[Loc
 
 @pytest.fixture
 async def admin_key(db: asyncpg.Connection) -> str:
-    new = await keys.create(db, name="test admin", scopes=sorted(keys.SCOPES), expires_in_days=1)
+    new = await keys.create(db, name="test admin", scopes=sorted(SCOPES), expires_in_days=1)
     return new.secret
 
 

@@ -17,6 +17,7 @@ import pytest
 
 from notifier import keys
 from notifier.db import migrate
+from notifier.models import SCOPES
 from notifier.settings import Settings
 from notifier.tooling.embedded import free_port
 from notifier.tooling.stack import LocalStack, settings_env
@@ -75,9 +76,7 @@ async def test_postgres_restarted_twice_mid_campaign(
     try:
         conn = await asyncpg.connect(url)
         try:
-            key = await keys.create(
-                conn, name="faults", scopes=sorted(keys.SCOPES), expires_in_days=1
-            )
+            key = await keys.create(conn, name="faults", scopes=sorted(SCOPES), expires_in_days=1)
         finally:
             await conn.close()
         async with aiohttp.ClientSession(
