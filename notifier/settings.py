@@ -57,7 +57,8 @@ class Settings:
     max_attempts: int = 5
     retry_base_seconds: float = 2.0
     retry_max_seconds: float = 300.0
-    reconcile_seconds: int = 5
+    reconcile_seconds: int = 2
+    worker_dead_seconds: float = 3.0
     receipt_grace_seconds: float = 600.0
     worker_max_jobs: int = 8
 
@@ -95,6 +96,11 @@ class Settings:
             raise SettingsError("set NOTIFIER_TWILIO_FROM or NOTIFIER_TWILIO_MESSAGING_SERVICE_SID")
         if self.batch_size < 1 or self.chains_per_channel < 1:
             raise SettingsError("NOTIFIER_BATCH_SIZE and NOTIFIER_CHAINS_PER_CHANNEL must be >= 1")
+        if not 1.0 <= self.worker_dead_seconds < self.lease_seconds:
+            raise SettingsError(
+                "NOTIFIER_WORKER_DEAD_SECONDS must be at least 1 and less than "
+                "NOTIFIER_LEASE_SECONDS"
+            )
 
     def replace(self, **changes: object) -> Settings:
         """A copy with some fields changed (tests and the demo build settings this way)."""

@@ -17,20 +17,20 @@ from arq.connections import ArqRedis
 from notifier import campaigns as campaign_service
 from notifier import chains
 from notifier.campaigns import Campaign
-from notifier.db import DATABASE_DOWN, DATABASE_ERRORS, Conn, counter_shard, one, queries
+from notifier.db import DATABASE_ERRORS, Conn, counter_shard, one, queries
 from notifier.models import CampaignState, Channel
 from notifier.notices import Notices, Outgoing
 from notifier.providers import Outcome, Provider, SendResult
 from notifier.ratelimit import Bucket, RateLimiter, campaign_bucket, provider_bucket
 from notifier.sealing import Sealer
 from notifier.settings import Settings
+from workers.heartbeat import Heartbeat
 from workers.recording import Recorder
 
 log = logging.getLogger(__name__)
 
 # A link sends about this many seconds' worth at the channel's rate, so pause is felt quickly.
 LINK_SECONDS = 2.0
-STATE_CHECK_SECONDS = 0.5
 
 
 @dataclass(slots=True, kw_only=True)
@@ -43,6 +43,7 @@ class Deps:
     limiter: RateLimiter
     providers: Mapping[str, Provider[Any]]
     sealer: Sealer
+    heartbeat: Heartbeat
     notices: Notices = field(init=False)
 
     def __post_init__(self) -> None:
@@ -55,7 +56,8 @@ async def dispatch(
     """One link of a dispatch chain; returns what it did (kept by arq for a short while)."""
     deps: Deps = ctx["deps"]
     redis = deps.redis
-    if not await chains.hold(redis, campaign_id, channel, slot, token):
+    worker = str(deps.heartbeat.worker_id)
+    if not await chains.hold(redis, campaign_id, channel, slot, token, worker):
         return "superseded"
     try:
         outcome, defer = await _link(deps, uuid.UUID(campaign_id), channel)
@@ -93,6 +95,7 @@ async def _link(deps: Deps, campaign_id: uuid.UUID, channel: str) -> tuple[str, 
             claim,
             float(settings.lease_seconds),
             counter_shard(),
+            deps.heartbeat.worker_id,
         )
         if not rows:
             return await _idle(conn, campaign, channel)
@@ -157,8 +160,9 @@ async def _send(
     messages: Sequence[Outgoing],
     recorder: Recorder,
 ) -> None:
-    """Send under the rate limit, handing each chunk's outcomes to the recorder as they come;
-    stop taking new tokens if the campaign stops sending."""
+    """Send under the rate limit, handing each chunk's outcomes to the recorder as they come.
+    Each chunk is marked as handed over before it goes; the batch stops early when the
+    campaign stops sending or the claim was reclaimed."""
     provider = deps.providers[channel]
 
     async def send(chunk: Sequence[Outgoing]) -> list[SendResult]:
@@ -168,33 +172,22 @@ async def _send(
 
     tasks: list[asyncio.Task[list[SendResult]]] = []
     sent_upto = 0
-    checked = time.monotonic()
+    claimed = True
     while sent_upto < len(messages):
-        if time.monotonic() - checked > STATE_CHECK_SECONDS:
-            checked = time.monotonic()
-            if await _stopped(deps, campaign_id):
-                break
         n = await deps.limiter.take(buckets, len(messages) - sent_upto)
         chunk = messages[sent_upto : sent_upto + n]
+        state = await recorder.hand_over(chunk[-1].delivery_id)
+        if state != CampaignState.SENDING:
+            claimed = state is not None
+            break
         sent_upto += n
         tasks.append(asyncio.create_task(send(chunk)))
     results = [res for chunk_results in await asyncio.gather(*tasks) for res in chunk_results]
-    unsent = messages[sent_upto:]  # the campaign stopped: back to pending, no attempt spent
-    recorder.add([SendResult(delivery_id=m.delivery_id, outcome=Outcome.RELEASED) for m in unsent])
+    if claimed:  # the campaign stopped: the rest go back to pending, no attempt spent
+        unsent = messages[sent_upto:]
+        recorder.add(
+            [SendResult(delivery_id=m.delivery_id, outcome=Outcome.RELEASED) for m in unsent]
+        )
     throttled = [r.retry_after or 1.0 for r in results if r.outcome == Outcome.THROTTLED]
     if throttled:
         await deps.limiter.hold(buckets[0], max(throttled))
-
-
-async def _stopped(deps: Deps, campaign_id: uuid.UUID) -> bool:
-    """Whether the campaign left the sending state. With Postgres unreachable the answer is
-    unknown and the batch goes on: it is already claimed, and small."""
-    try:
-        async with deps.pool.acquire() as conn:
-            state = await conn.fetchval(queries["campaign_state"], campaign_id)
-    except DATABASE_DOWN:
-        log.warning(
-            "campaign state unknown; the batch goes on", extra={"campaign_id": str(campaign_id)}
-        )
-        return False
-    return bool(state != CampaignState.SENDING)

@@ -1,9 +1,10 @@
 """The reconciler: Postgres says what is unfinished; this makes Redis and the workers agree.
 
-It reclaims leases of dead workers, restarts lost dispatch chains (Redis flushed or
-restarted empty), sweeps pending rows left in cancelled campaigns, completes campaigns with
-nothing left, fetches the status of SMS whose receipt never came, and samples progress for
-the send rate shown by the API.
+It reclaims the batches of dead workers (silent heartbeat) and of leases run out, restarts
+lost dispatch chains (Redis flushed or restarted empty, or their worker dead), sweeps
+pending rows left in cancelled campaigns, completes campaigns with nothing left, fetches
+the status of SMS whose receipt never came, and samples progress for the send rate shown by
+the API.
 """
 
 from __future__ import annotations
@@ -13,17 +14,18 @@ import logging
 import uuid
 from typing import Any
 
+import orjson
+
 from notifier import campaigns as campaign_service
 from notifier import chains
-from notifier.campaigns import Campaign
-from notifier.db import counter_shard, queries
+from notifier.db import Conn, counter_shard, queries
 from notifier.models import CampaignState
 from notifier.receipts import TWILIO_FINAL, Receipt, store_receipts
 
 log = logging.getLogger(__name__)
 
-# How much a new sample moves the rate: smooths bursts without hiding a stall for long.
-RATE_SMOOTHING = 0.5
+# The send rate is read over about this many seconds of samples.
+RATE_WINDOW_SECONDS = 10.0
 # Status fetches per pass, at most: a backlog drains over a few passes, never in one burst.
 RECEIPT_CHECKS_PER_PASS = 200
 
@@ -32,31 +34,53 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
     """One pass over every campaign still in play."""
     deps = ctx["deps"]
     settings = deps.settings
-    summary = {"reclaimed": 0, "chains_started": 0, "completed": 0, "receipts_fetched": 0}
+    dead_after = float(settings.worker_dead_seconds)
+    # Only a reconciler whose own beats went through lately may call others dead.
+    judge = bool(deps.heartbeat.steady)
+    summary = {
+        "reclaimed": 0,
+        "flagged": 0,
+        "chains_freed": 0,
+        "chains_started": 0,
+        "completed": 0,
+        "receipts_fetched": 0,
+    }
     async with deps.pool.acquire() as conn:
         await conn.execute(queries["expire_idempotency_keys"])
+        await conn.execute(queries["forget_workers"])
+        live = (
+            {str(r["id"]) for r in await conn.fetch(queries["live_workers"], dead_after)}
+            if judge
+            else None
+        )
         for row in await conn.fetch(queries["active_campaigns"]):
             cid = row["id"]
-            summary["reclaimed"] += await conn.fetchval(
-                queries["reclaim_expired"], cid, counter_shard()
+            lost = await conn.fetchrow(
+                queries["reclaim_lost"], cid, dead_after, judge, counter_shard()
             )
+            summary["reclaimed"] += lost["reclaimed"]
+            summary["flagged"] += lost["flagged"]
+            expired = await conn.fetchval(queries["reclaim_expired"], cid, counter_shard())
+            summary["reclaimed"] += expired
+            summary["flagged"] += expired
             if row["state"] == CampaignState.CANCELLED:
                 await campaign_service.cancel_pending(conn, cid, shard=counter_shard())
                 continue
             campaign = await campaign_service.get(conn, cid)
             counts = await campaign_service.counts(conn, campaign)
-            await _sample_rate(conn, campaign, row, counts)
+            await _sample_rate(conn, row, counts)
             if row["state"] != CampaignState.SENDING:
                 continue
             if await campaign_service.complete_if_done(conn, cid):
                 summary["completed"] += 1
                 continue
-            summary["chains_started"] += await chains.ensure(
-                deps.redis,
-                str(cid),
-                campaign_service.channels_of(campaign),
-                settings.chains_per_channel,
-            )
+            channels = campaign_service.channels_of(campaign)
+            slots = settings.chains_per_channel
+            if live is not None:
+                summary["chains_freed"] += await chains.free_orphans(
+                    deps.redis, str(cid), channels, slots, live
+                )
+            summary["chains_started"] += await chains.ensure(deps.redis, str(cid), channels, slots)
     summary["receipts_fetched"] = await recover_receipts(deps)
     if any(summary.values()):
         log.info("reconciled", extra=summary)
@@ -105,16 +129,30 @@ async def recover_receipts(deps: Any) -> int:
     return stored
 
 
-async def _sample_rate(
-    conn: Any, campaign: Campaign, row: Any, counts: dict[str, dict[str, int]]
-) -> None:
+async def _sample_rate(conn: Conn, row: Any, counts: dict[str, dict[str, int]]) -> None:
+    """Add a sample of finished deliveries and store the send rate read from the samples."""
     done = sum(
         n for per in counts.values() for s, n in per.items() if s not in ("pending", "sending")
     )
-    rate = 0.0
-    if row["progress_at"] is not None and campaign.state == CampaignState.SENDING:
-        elapsed = await conn.fetchval(queries["seconds_since"], row["progress_at"])
-        if elapsed and elapsed > 0:
-            fresh = max(0.0, (done - row["progress_done"]) / float(elapsed))
-            rate = RATE_SMOOTHING * fresh + (1 - RATE_SMOOTHING) * campaign.rate_per_second
-    await conn.execute(queries["record_progress"], campaign.id, rate, done)
+    now = float(row["now"])
+    if row["state"] == CampaignState.SENDING:
+        launched = float(row["launched"] or now)
+        rate, samples = rate_over_window(orjson.loads(row["samples"]), now, done, launched)
+    else:  # paused: the one sample kept is the baseline when it resumes
+        rate, samples = 0.0, [[now, float(done)]]
+    await conn.execute(queries["record_progress"], row["id"], rate, orjson.dumps(samples).decode())
+
+
+def rate_over_window(
+    samples: list[list[float]], now: float, done: int, launched: float
+) -> tuple[float, list[list[float]]]:
+    """The send rate over the last RATE_WINDOW_SECONDS of samples ([seconds, finished]),
+    with this one added, and the samples to keep: those in the window and the newest one
+    before it, the baseline. Without samples (the first pass after launch) the baseline is
+    the launch, with nothing finished."""
+    kept = [*(samples or [[launched, 0.0]]), [now, float(done)]]
+    inside = next(i for i, (at, _) in enumerate(kept) if at >= now - RATE_WINDOW_SECONDS)
+    kept = kept[max(0, inside - 1) :]
+    (since, base), (_, last) = kept[0], kept[-1]
+    rate = max(0.0, (last - base) / (now - since)) if now > since else 0.0
+    return rate, kept

@@ -1,9 +1,13 @@
-"""Recording a batch's outcomes in slices while it sends.
+"""Recording a batch's outcomes in slices while it sends, and how far it was handed over.
 
 A link hands its results here as each chunk comes back from the provider; a writer task puts
 them into Postgres every SLICE_SECONDS (sooner once SLICE_MESSAGES are waiting), one slice
 at a time, in bulk. The sending loop never waits for it, and a worker that dies loses at
 most the slice not yet written, not its whole batch.
+
+Before each chunk goes to the provider, the claim's mark moves past it (one small UPDATE):
+when a worker dies, the deliveries past its mark were provably never handed over and are
+sent again unflagged; only those between the recorded ones and the mark are flagged.
 """
 
 from __future__ import annotations
@@ -14,9 +18,10 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TypeVar
 
-from notifier.db import DATABASE_DOWN, Pool, counter_shard, queries
+from notifier.db import DATABASE_DOWN, Conn, Pool, counter_shard, queries
 from notifier.providers import Outcome, SendResult
 from notifier.settings import Settings
 
@@ -32,6 +37,8 @@ RECORD_RETRY_SECONDS = 60.0
 # Outcomes after which an email may have failed for good: candidates for the SMS fallback
 # (the SQL keeps only those that did fail).
 _FALLBACK_OUTCOMES = frozenset({Outcome.PERMANENT, Outcome.TRANSIENT, Outcome.UNCERTAIN})
+
+T = TypeVar("T")
 
 
 class Recorder:
@@ -66,12 +73,28 @@ class Recorder:
         if len(self._waiting) >= SLICE_MESSAGES:
             self._wake.set()
 
+    async def hand_over(self, through: int) -> str | None:
+        """Mark the claim's deliveries up to id `through` as possibly handed to the provider,
+        before they are; returns the campaign's state, or None when the claim was reclaimed
+        (the batch is no longer this worker's: nothing more may be sent)."""
+
+        async def mark(conn: Conn) -> str | None:
+            state: str | None = await conn.fetchval(queries["hand_over"], self._claim, through)
+            return state
+
+        return await self._retrying("marking a chunk as handed over failed", mark)
+
     async def close(self) -> int:
         """Write what is left and stop; returns how many fallback SMS the batch added. Raises
         what the writer could not get past (Postgres out of reach for too long)."""
         self._closing = True
         self._wake.set()
         await self._task
+
+        async def drop(conn: Conn) -> None:
+            await conn.execute(queries["drop_claim"], self._claim)
+
+        await self._retrying("dropping a finished claim failed", drop)
         return self.fallbacks_added
 
     async def abandon(self) -> None:
@@ -113,25 +136,31 @@ class Recorder:
             if self._falls_back
             else []
         )
+
+        async def write(conn: Conn) -> None:
+            async with conn.transaction():
+                await conn.fetch(queries["record_results"], *args)
+                if fallback:
+                    added = await conn.fetchval(
+                        queries["add_fallback"], self._campaign_id, fallback, counter_shard()
+                    )
+                    self.fallbacks_added += int(added or 0)
+
+        await self._retrying("recording results failed", write)
+        self.slices += 1
+
+    async def _retrying(self, failure: str, op: Callable[[Conn], Awaitable[T]]) -> T:
+        """Run `op` on a pooled connection, again while Postgres is out of reach, for at
+        most RECORD_RETRY_SECONDS."""
         deadline = time.monotonic() + RECORD_RETRY_SECONDS
         while True:
             try:
-                async with self._pool.acquire() as conn, conn.transaction():
-                    await conn.fetch(queries["record_results"], *args)
-                    if fallback:
-                        added = await conn.fetchval(
-                            queries["add_fallback"], self._campaign_id, fallback, counter_shard()
-                        )
-                        self.fallbacks_added += int(added or 0)
-                self.slices += 1
-                return
+                async with self._pool.acquire() as conn:
+                    return await op(conn)
             except DATABASE_DOWN:
                 if time.monotonic() > deadline:
                     raise
-                log.warning(
-                    "recording results failed; retrying",
-                    extra={"campaign_id": str(self._campaign_id)},
-                )
+                log.warning(f"{failure}; retrying", extra={"campaign_id": str(self._campaign_id)})
                 await asyncio.sleep(1.0)
 
     def _retry_in(self, result: SendResult) -> float:

@@ -16,6 +16,7 @@ from notifier.ratelimit import RateLimiter
 from notifier.sealing import Sealer
 from notifier.settings import Settings
 from workers.dispatch import Deps, dispatch
+from workers.heartbeat import Heartbeat
 from workers.reconciler import reconcile
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,8 @@ async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx["settings"]
     assert settings.database_url
     pool = await create_pool(settings.database_url, max_size=settings.worker_max_jobs + 2)
+    heartbeat = Heartbeat(settings.database_url, settings.worker_dead_seconds)
+    await heartbeat.start(pool)
     ctx["deps"] = Deps(
         settings=settings,
         pool=pool,
@@ -33,8 +36,9 @@ async def startup(ctx: dict[str, Any]) -> None:
         limiter=RateLimiter(ctx["redis"]),
         providers={"email": SmtpProvider(settings), "sms": TwilioProvider(settings)},
         sealer=Sealer.from_settings(settings),
+        heartbeat=heartbeat,
     )
-    log.info("worker started")
+    log.info("worker started", extra={"worker": str(heartbeat.worker_id)})
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
@@ -44,6 +48,7 @@ async def shutdown(ctx: dict[str, Any]) -> None:
         return
     for provider in deps.providers.values():
         await provider.close()
+    await deps.heartbeat.stop(deps.pool)
     await deps.pool.close()
 
 

@@ -85,22 +85,32 @@ SELECT EXISTS (
            OR ('sms' = ANY($2::text[]) AND (phone_hash IS NOT NULL OR phone IS NOT NULL))))
 
 -- cancel_pending --
--- Every delivery not yet handed to a provider is cancelled.
+-- Every delivery not yet handed to a provider is cancelled. One that an earlier attempt may
+-- have handed over without an answer (flagged possible_duplicate) is recorded as what it may
+-- be: sent, still flagged.
 WITH moved AS (
     UPDATE deliveries
-    SET status = 'cancelled', claim = NULL, next_attempt_at = NULL, updated_at = now()
+    SET status = CASE WHEN possible_duplicate THEN 'sent' ELSE 'cancelled' END,
+        claim = NULL, next_attempt_at = NULL, updated_at = now()
     WHERE campaign_id = $1 AND status = 'pending'
-    RETURNING id, channel
+    RETURNING id, channel, status
 ), counted AS (
     INSERT INTO delivery_counts (campaign_id, channel, status, shard, n)
-    SELECT $1, m.channel, v.status, $2, v.sign * count(*)
-    FROM moved m CROSS JOIN (VALUES ('cancelled', 1), ('pending', -1)) AS v(status, sign)
-    GROUP BY m.channel, v.status, v.sign
+    SELECT $1, channel, status, $2, sum(n) FROM (
+        SELECT channel, status, 1 AS n FROM moved
+        UNION ALL
+        SELECT channel, 'pending', -1 FROM moved
+    ) AS delta
+    GROUP BY channel, status
     ON CONFLICT (campaign_id, channel, status, shard)
     DO UPDATE SET n = delivery_counts.n + EXCLUDED.n
 ), logged AS (
     INSERT INTO delivery_events (campaign_id, delivery_id, status, detail)
-    SELECT $1, id, 'cancelled', 'campaign cancelled' FROM moved
+    SELECT $1, id, status,
+           CASE WHEN status = 'sent'
+                THEN 'campaign cancelled; an earlier attempt may have reached the provider'
+                ELSE 'campaign cancelled' END
+    FROM moved
 )
 SELECT count(*)::int FROM moved
 

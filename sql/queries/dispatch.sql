@@ -5,7 +5,8 @@ WHERE id = $1 AND state = 'sending' AND prepared_through IS NOT NULL
 FOR NO KEY UPDATE SKIP LOCKED
 
 -- claim_batch --
--- Take up to $3 due pending deliveries of one campaign and channel under a lease of $5 s.
+-- Take up to $3 due pending deliveries of one campaign and channel under a lease of $5 s,
+-- for worker $7: the claim's row says whose batch it is and how far it was handed over.
 WITH picked AS (
     SELECT id FROM deliveries
     WHERE campaign_id = $1 AND channel = $2 AND status = 'pending'
@@ -27,6 +28,10 @@ WITH picked AS (
     WHERE EXISTS (SELECT 1 FROM moved)
     ON CONFLICT (campaign_id, channel, status, shard)
     DO UPDATE SET n = delivery_counts.n + EXCLUDED.n
+), claimed AS (
+    INSERT INTO claims (claim, campaign_id, channel, worker_id, lease_until)
+    SELECT $4, $1, $2, $7, now() + make_interval(secs => $5)
+    WHERE EXISTS (SELECT 1 FROM moved)
 )
 SELECT m.id, m.verification_code, m.attempts, r.external_id, r.contact_sealed, r.email,
        r.phone, r.locale,
@@ -44,7 +49,3 @@ SELECT
      WHERE campaign_id = $1 AND channel = $2 AND status = 'pending') AS next_at,
     EXISTS (SELECT 1 FROM deliveries
             WHERE campaign_id = $1 AND channel = $2 AND status = 'sending') AS in_flight
-
--- campaign_state --
--- Whether the campaign is still sending, checked while a batch is being sent.
-SELECT state FROM campaigns WHERE id = $1

@@ -4,18 +4,84 @@ DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours'
 
 -- active_campaigns --
 -- Campaigns the reconciler looks after.
-SELECT id, state, channels, rate_limit_per_second, progress_at, progress_done
+SELECT id, state, channels, rate_limit_per_second, progress_samples::text AS samples,
+       extract(epoch FROM launched_at) AS launched, extract(epoch FROM now()) AS now
 FROM campaigns WHERE state IN ('sending', 'paused', 'cancelled') AND
       (state <> 'cancelled' OR completed_at > now() - interval '1 hour')
 
+-- live_workers --
+-- Workers that beat within the last $1 seconds.
+SELECT id FROM workers WHERE beat_at > now() - make_interval(secs => $1)
+
+-- forget_workers --
+-- Workers silent for an hour that hold no claim are forgotten.
+DELETE FROM workers w
+WHERE w.beat_at < now() - interval '1 hour'
+  AND NOT EXISTS (SELECT 1 FROM claims c WHERE c.worker_id = w.id)
+
+-- reclaim_lost --
+-- Batches of campaign $1 whose lease ran out, or (when $3: the judge's own beats are
+-- steady) whose worker has not beaten for $2 seconds, are taken back. Deliveries up to the
+-- claim's mark may have reached the provider: they are flagged possible_duplicate and sent
+-- again, or, on a cancelled campaign, recorded as what they may be, sent. The rest were
+-- never handed over: back to pending unflagged, the attempt not counted.
+WITH lost AS (
+    DELETE FROM claims c
+    WHERE c.campaign_id = $1
+      AND (c.lease_until < now()
+           OR ($3 AND NOT EXISTS (SELECT 1 FROM workers w
+                                  WHERE w.id = c.worker_id
+                                    AND w.beat_at > now() - make_interval(secs => $2))))
+    RETURNING c.claim, coalesce(c.handed_through, 0) AS handed_through
+), campaign AS (
+    SELECT state = 'cancelled' AS cancelled FROM campaigns WHERE id = $1
+), locked AS (
+    -- In id order, as receipts and recording lock them.
+    SELECT d.id, l.handed_through
+    FROM deliveries d JOIN lost l ON d.claim = l.claim
+    WHERE d.campaign_id = $1 AND d.status = 'sending'
+    ORDER BY d.id
+    FOR UPDATE OF d
+), moved AS (
+    UPDATE deliveries d
+    SET status = CASE WHEN d.id <= l.handed_through AND (SELECT cancelled FROM campaign)
+                      THEN 'sent' ELSE 'pending' END,
+        claim = NULL, lease_until = NULL, next_attempt_at = NULL,
+        possible_duplicate = d.possible_duplicate OR d.id <= l.handed_through,
+        attempts = CASE WHEN d.id <= l.handed_through THEN d.attempts ELSE d.attempts - 1 END,
+        last_error = CASE WHEN d.id <= l.handed_through
+                          THEN 'outcome unknown: the worker stopped after handing it over'
+                          ELSE d.last_error END,
+        updated_at = now()
+    FROM locked l
+    WHERE d.campaign_id = $1 AND d.id = l.id AND d.status = 'sending'
+    RETURNING d.id, d.channel, d.status, d.id <= l.handed_through AS handed
+), counted AS (
+    INSERT INTO delivery_counts (campaign_id, channel, status, shard, n)
+    SELECT $1, channel, status, $4, sum(n) FROM (
+        SELECT channel, status, 1 AS n FROM moved
+        UNION ALL
+        SELECT channel, 'sending', -1 FROM moved
+    ) AS delta
+    GROUP BY channel, status
+    ON CONFLICT (campaign_id, channel, status, shard)
+    DO UPDATE SET n = delivery_counts.n + EXCLUDED.n
+), logged AS (
+    INSERT INTO delivery_events (campaign_id, delivery_id, status, detail)
+    SELECT $1, id, status, 'worker lost after handing it over: the provider may have it'
+    FROM moved WHERE handed  -- the others were never handed over: nothing happened to them
+)
+SELECT count(*)::int AS reclaimed, count(*) FILTER (WHERE handed)::int AS flagged FROM moved
+
 -- reclaim_expired --
--- Deliveries whose worker's lease ran out go back to pending, flagged: the provider may
--- have accepted them before the worker died.
+-- Deliveries left sending past their lease with no claim row to say how far they got (the
+-- claim predates it): back to pending, all flagged, as the provider may have any of them.
 WITH moved AS (
-    UPDATE deliveries
+    UPDATE deliveries d
     SET status = 'pending', claim = NULL, lease_until = NULL, possible_duplicate = true,
         next_attempt_at = NULL, updated_at = now()
-    WHERE campaign_id = $1 AND status = 'sending' AND lease_until < now()
+    WHERE d.campaign_id = $1 AND d.status = 'sending' AND d.lease_until < now()
+      AND NOT EXISTS (SELECT 1 FROM claims c WHERE c.claim = d.claim)
     RETURNING id, channel
 ), counted AS (
     INSERT INTO delivery_counts (campaign_id, channel, status, shard, n)
@@ -31,10 +97,8 @@ WITH moved AS (
 SELECT count(*)::int FROM moved
 
 -- record_progress --
--- The reconciler's sample of finished deliveries, from which the send rate is derived.
-UPDATE campaigns
-SET rate_per_second = $2, progress_at = now(), progress_done = $3
-WHERE id = $1
+-- The reconciler's samples of finished deliveries, and the send rate read from them.
+UPDATE campaigns SET rate_per_second = $2, progress_samples = $3::jsonb WHERE id = $1
 
 -- awaiting_receipts --
 -- SMS sent at least $1 seconds ago (or last checked that long ago) with no final receipt,
@@ -51,7 +115,3 @@ LIMIT $2
 -- The provider had no final word yet on these; ask again after the grace period.
 UPDATE deliveries SET receipt_checked_at = now()
 WHERE campaign_id = $1 AND id = ANY($2::bigint[]) AND status = 'sent'
-
--- seconds_since --
--- Seconds from $1 to now, by the database's clock (the one that wrote progress_at).
-SELECT extract(epoch FROM now() - $1::timestamptz)

@@ -1,16 +1,20 @@
 -- record_results --
 -- A slice of a batch's outcomes in one statement. A status that a provider callback already
--- advanced is kept; a claim that is no longer ours (lease reclaimed) is left alone. An
--- uncertain attempt (no answer after handing the message over) is retried and flagged.
+-- advanced is kept; a claim that is no longer ours (reclaimed) is left alone. An uncertain
+-- attempt (no answer after handing the message over) is retried and flagged; on a cancelled
+-- campaign it is recorded as what it may be, sent (flagged), as is any delivery an earlier
+-- attempt left flagged.
 WITH r AS (
     SELECT * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[],
                          $6::double precision[])
         AS r(id, outcome, provider_message_id, error, retry_in)
 ), cur AS (
-    SELECT d.id, d.channel, d.status AS was, d.attempts, r.outcome,
+    SELECT d.id, d.channel, d.status AS was, d.attempts, d.possible_duplicate, r.outcome,
            r.provider_message_id, r.error, r.retry_in
     FROM deliveries d JOIN r ON d.id = r.id
     WHERE d.campaign_id = $1 AND d.claim = $7
+    -- Rows are locked in id order, as receipts lock them: two orders could deadlock.
+    ORDER BY d.id
     FOR UPDATE OF d
 ), decided AS (
     SELECT cur.*, CASE
@@ -18,7 +22,9 @@ WITH r AS (
         WHEN outcome = 'sent' THEN 'sent'
         WHEN outcome = 'permanent' THEN 'failed'
         WHEN outcome IN ('transient', 'uncertain') AND attempts >= $8 THEN 'failed'
-        WHEN (SELECT state FROM campaigns WHERE id = $1) = 'cancelled' THEN 'cancelled'
+        WHEN (SELECT state FROM campaigns WHERE id = $1) = 'cancelled' THEN
+            CASE WHEN outcome = 'uncertain' OR possible_duplicate THEN 'sent'
+                 ELSE 'cancelled' END
         ELSE 'pending' END AS becomes
     FROM cur
 ), moved AS (
@@ -53,11 +59,18 @@ WITH r AS (
 ), logged AS (
     INSERT INTO delivery_events (campaign_id, delivery_id, status, provider_message_id, detail)
     SELECT $1, id, CASE WHEN outcome = 'sent' THEN 'sent' ELSE becomes END,
-           provider_message_id, error
+           provider_message_id,
+           coalesce(error, CASE
+               WHEN becomes = 'cancelled' THEN 'campaign cancelled'
+               WHEN becomes = 'sent' AND outcome <> 'sent'
+                   THEN 'campaign cancelled; an earlier attempt may have reached the provider'
+               END)
     FROM moved
     -- A receipt that overtook the worker's record already logged the final status; a late
-    -- "sent" after it would read as the delivery moving backwards.
-    WHERE (outcome = 'sent' AND was = 'sending') OR (becomes <> was AND outcome <> 'released')
+    -- "sent" after it would read as the delivery moving backwards. A message held back
+    -- because the campaign paused goes back to pending unlogged: nothing happened to it.
+    WHERE (outcome = 'sent' AND was = 'sending')
+       OR (becomes <> was AND NOT (outcome = 'released' AND becomes = 'pending'))
 )
 SELECT becomes AS status, count(*)::int AS n FROM moved GROUP BY becomes
 
@@ -79,3 +92,15 @@ WITH made AS (
     DO UPDATE SET n = delivery_counts.n + EXCLUDED.n
 )
 SELECT count(*)::int FROM made
+
+-- hand_over --
+-- Before deliveries of claim $1 up to id $2 go to a provider: the mark that says they may
+-- have. No row when the claim was reclaimed (the batch is no longer this worker's); else
+-- the campaign's state, so that a pause or cancel is felt before the next chunk.
+UPDATE claims c SET handed_through = $2
+WHERE c.claim = $1
+RETURNING (SELECT state FROM campaigns WHERE id = c.campaign_id)
+
+-- drop_claim --
+-- The batch is recorded: its claim is done.
+DELETE FROM claims WHERE claim = $1
