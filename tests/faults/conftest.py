@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -99,11 +100,20 @@ async def finish(
     started: float,
     within: float = 180.0,
     done: Any = factories.settled,
+    measure: Callable[[Outcome], object] | None = None,
 ) -> Outcome:
     """Wait until every campaign is settled (or `done`), reconcile, report, and insist
-    nothing was lost and no extra copy went unflagged."""
-    for cid in cids:
-        await poll(api, cid, done, within=within)
+    nothing was lost, no extra copy went unflagged and every target was met.
+
+    `measure` adds the scenario's own figures and targets to the outcome before anything is
+    asserted. A scenario that does not settle in time is reconciled and reported all the
+    same (the report shows what was left), then fails."""
+    timed_out: AssertionError | None = None
+    try:
+        for cid in cids:
+            await poll(api, cid, done, within=within)
+    except AssertionError as exc:
+        timed_out = exc
     seconds = time.monotonic() - started
     assert stack.sandbox is not None
     outcome = await reconcile(
@@ -115,7 +125,12 @@ async def finish(
         seconds=seconds,
     )
     REPORT.add(outcome)
+    if measure is not None:
+        measure(outcome)
+    if timed_out is not None:
+        raise timed_out
     assert outcome.clean, outcome
+    assert not outcome.missed, "targets missed: " + "; ".join(map(str, outcome.missed))
     return outcome
 
 
@@ -127,8 +142,13 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.write_line(
         "lost: recorded sent but never received, or never finished; duplicates: a person "
         "got an extra copy; flagged: deliveries marked possible_duplicate; unexplained: an "
-        "extra copy nobody flagged"
+        "extra copy nobody flagged; unknown: possibly sent, fate unknown (sent and flagged "
+        "on a cancelled campaign, no provider message id)"
     )
+    targets = REPORT.targets()
+    if targets:
+        terminalreporter.section("fault scenarios: targets")
+        terminalreporter.write_line(targets)
     path = REPORT.write()
     if path is not None:
         terminalreporter.write_line(f"written to {path}")
