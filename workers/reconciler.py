@@ -47,6 +47,7 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
     }
     async with deps.pool.acquire() as conn:
         await conn.execute(queries["expire_idempotency_keys"])
+        await conn.execute(queries["forget_claims"])
         await conn.execute(queries["forget_workers"])
         live = (
             {str(r["id"]) for r in await conn.fetch(queries["live_workers"], dead_after)}

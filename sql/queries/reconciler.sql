@@ -13,6 +13,15 @@ FROM campaigns WHERE state IN ('sending', 'paused', 'cancelled') AND
 -- Workers that beat within the last $1 seconds.
 SELECT id FROM workers WHERE beat_at > now() - make_interval(secs => $1)
 
+-- forget_claims --
+-- Claims past their lease with nothing left in flight (a worker that died after its last
+-- slice, before it dropped the claim) are forgotten.
+DELETE FROM claims c
+WHERE c.lease_until < now()
+  AND NOT EXISTS (SELECT 1 FROM deliveries d
+                  WHERE d.campaign_id = c.campaign_id AND d.claim = c.claim
+                    AND d.status = 'sending')
+
 -- forget_workers --
 -- Workers silent for an hour that hold no claim are forgotten.
 DELETE FROM workers w

@@ -21,6 +21,7 @@ from notifier.sealing import Sealer
 from notifier.settings import Settings
 from notifier.tooling.stack import LocalStack
 from tests import factories
+from workers.reconciler import reconcile
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -218,3 +219,29 @@ async def test_a_worker_that_stalls_but_lives_keeps_its_batch(
         uuid.UUID(cid),
         LOST,
     )
+
+
+async def test_claims_and_workers_left_behind_are_forgotten(
+    stack: LocalStack, db: asyncpg.Connection
+) -> None:
+    inline = await stack.start_inline_worker()
+    for _ in range(200):  # until its startup has run
+        if "deps" in inline.ctx:
+            break
+        await asyncio.sleep(0.05)
+    gone, alive = uuid.uuid4(), inline.ctx["deps"].heartbeat.worker_id
+    # A worker that died after writing its last slice, before it dropped its claim.
+    await db.execute(
+        "INSERT INTO workers (id, host, pid, beat_at) VALUES ($1, 'h', 1, now() - interval '2h')",
+        gone,
+    )
+    await db.execute(
+        "INSERT INTO claims (claim, campaign_id, channel, worker_id, lease_until)"
+        " VALUES ($1, $2, 'email', $3, now() - interval '1 minute')",
+        uuid.uuid4(),
+        uuid.uuid4(),
+        gone,
+    )
+    await reconcile({"deps": inline.ctx["deps"]})
+    assert await db.fetchval("SELECT count(*) FROM claims") == 0
+    assert [r["id"] for r in await db.fetch("SELECT id FROM workers")] == [alive]
