@@ -168,7 +168,8 @@ async def test_cancel_between_kills_is_quiet_soon_after_the_last(
     kills: list[float] = []
     for _ in range(KILLS_BEFORE_CANCEL):
         await asyncio.sleep(rnd.uniform(*KILL_EVERY))
-        kills.append(await _kill_one(stack, fleet, rnd))
+        # The one killed is one holding batches: they are what must be taken back.
+        kills.append(await _kill_one(stack, fleet, rnd, busiest=await _busiest(db, fleet)))
     async with api.post(f"/v1/campaigns/{cid}/cancel") as resp:
         assert resp.status == 202, resp.status
     cancelled = time.monotonic()
@@ -260,11 +261,29 @@ async def _draft(api: aiohttp.ClientSession, n: int, *, start: int) -> str:
     return cid
 
 
+async def _busiest(db: asyncpg.Connection, fleet: list[asyncio.subprocess.Process]) -> int | None:
+    """The index in `fleet` of the worker holding the most batches, if any holds one."""
+    pids = [
+        r["pid"]
+        for r in await db.fetch(
+            "SELECT w.pid FROM claims c JOIN workers w ON w.id = c.worker_id"
+            " GROUP BY w.pid ORDER BY count(*) DESC"
+        )
+    ]
+    ours = [p.pid for p in fleet]
+    return next((ours.index(pid) for pid in pids if pid in ours), None)
+
+
 async def _kill_one(
-    stack: LocalStack, fleet: list[asyncio.subprocess.Process], rnd: random.Random
+    stack: LocalStack,
+    fleet: list[asyncio.subprocess.Process],
+    rnd: random.Random,
+    *,
+    busiest: int | None = None,
 ) -> float:
-    """SIGKILL a worker picked at random and start its replacement; returns when it died."""
-    victim = fleet.pop(rnd.randrange(len(fleet)))
+    """SIGKILL a worker (the one at index `busiest`, else one picked at random) and start
+    its replacement; returns when it died."""
+    victim = fleet.pop(rnd.randrange(len(fleet)) if busiest is None else busiest)
     victim.send_signal(signal.SIGKILL)
     await victim.wait()
     died = time.monotonic()
