@@ -47,7 +47,8 @@ class Campaign:
     fallback: Mapping[str, str]
     sms_max_segments: int
     recipients: int
-    rate_per_second: float
+    # The reconciler's recent samples of finished deliveries: (epoch seconds, finished).
+    samples: tuple[tuple[float, float], ...]
     created_at: datetime
     launched_at: datetime | None
     completed_at: datetime | None
@@ -71,7 +72,7 @@ class Campaign:
             fallback=orjson.loads(row["fallback"]),
             sms_max_segments=row["sms_max_segments"],
             recipients=row["recipients"],
-            rate_per_second=row["rate_per_second"],
+            samples=tuple((at, done) for at, done in orjson.loads(row["progress_samples"])),
             created_at=row["created_at"],
             launched_at=row["launched_at"],
             completed_at=row["completed_at"],
@@ -211,17 +212,54 @@ async def _create_deliveries(conn: Conn, row: asyncpg.Record) -> None:
         raise Conflict("no recipient has an address for the campaign's channels")
 
 
+# The send rate is read over about this many seconds of samples, and over one at least.
+RATE_WINDOW_SECONDS = 10.0
+MIN_SPAN_SECONDS = 1.0
+
+
+async def clock(conn: Conn) -> float:
+    """The database's time, in epoch seconds: the clock the progress samples are taken by."""
+    return float(await conn.fetchval(queries["clock"]))
+
+
+def finished(counts_by_channel: Mapping[str, Mapping[str, int]]) -> int:
+    """Deliveries no longer pending or being sent."""
+    return sum(
+        n
+        for per in counts_by_channel.values()
+        for status, n in per.items()
+        if status not in ("pending", "sending")
+    )
+
+
 def progress(
-    campaign: Campaign, counts_by_channel: Mapping[str, Mapping[str, int]]
+    campaign: Campaign, counts_by_channel: Mapping[str, Mapping[str, int]], now: float
 ) -> tuple[float, float | None]:
-    """The recent send rate and, from it, the seconds until nothing is pending (unknown while
-    deliveries are still being created)."""
+    """The send rate over the last RATE_WINDOW_SECONDS and, from it, the seconds until
+    nothing is pending (unknown while deliveries are still being created)."""
     left = sum(c.get("pending", 0) + c.get("sending", 0) for c in counts_by_channel.values())
-    rate = campaign.rate_per_second if campaign.state == CampaignState.SENDING else 0.0
+    rate = 0.0
+    if campaign.state == CampaignState.SENDING:
+        *before, (_, last) = rate_window(campaign, now, finished(counts_by_channel))
+        # From the oldest sample taken once sending had begun, if one is old enough to
+        # measure over: the wait before the first send is not part of the rate.
+        old = [s for s in before if now - s[0] >= MIN_SPAN_SECONDS] or before[:1]
+        since, base = next((s for s in old if s[1] > 0), old[0])
+        rate = max(0.0, (last - base) / (now - since)) if now > since else 0.0
     eta = round(left / rate, 1) if rate > 0 and left else (0.0 if not left else None)
     if campaign.preparing:
         eta = None
     return rate, eta
+
+
+def rate_window(campaign: Campaign, now: float, done: int) -> list[tuple[float, float]]:
+    """The campaign's samples with (now, done) added, trimmed to the window and the newest
+    sample before it (the baseline the rate is measured from). With no sample yet (the
+    first seconds after launch), the launch is the baseline, with nothing finished."""
+    launched = campaign.launched_at.timestamp() if campaign.launched_at else now
+    kept = [*(campaign.samples or [(launched, 0.0)]), (now, float(done))]
+    inside = next(i for i, (at, _) in enumerate(kept) if at >= now - RATE_WINDOW_SECONDS)
+    return kept[max(0, inside - 1) :]
 
 
 def channels_of(campaign: CampaignCreate | Campaign) -> Sequence[Channel]:

@@ -18,14 +18,13 @@ import orjson
 
 from notifier import campaigns as campaign_service
 from notifier import chains
+from notifier.campaigns import Campaign
 from notifier.db import Conn, counter_shard, queries
 from notifier.models import CampaignState
 from notifier.receipts import TWILIO_FINAL, Receipt, store_receipts
 
 log = logging.getLogger(__name__)
 
-# The send rate is read over about this many seconds of samples.
-RATE_WINDOW_SECONDS = 10.0
 # Status fetches per pass, at most: a backlog drains over a few passes, never in one burst.
 RECEIPT_CHECKS_PER_PASS = 200
 
@@ -69,7 +68,7 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
                 continue
             campaign = await campaign_service.get(conn, cid)
             counts = await campaign_service.counts(conn, campaign)
-            await _sample_rate(conn, row, counts)
+            await _sample(conn, campaign, float(row["now"]), counts)
             if row["state"] != CampaignState.SENDING:
                 continue
             if await campaign_service.complete_if_done(conn, cid):
@@ -130,30 +129,14 @@ async def recover_receipts(deps: Any) -> int:
     return stored
 
 
-async def _sample_rate(conn: Conn, row: Any, counts: dict[str, dict[str, int]]) -> None:
-    """Add a sample of finished deliveries and store the send rate read from the samples."""
-    done = sum(
-        n for per in counts.values() for s, n in per.items() if s not in ("pending", "sending")
-    )
-    now = float(row["now"])
-    if row["state"] == CampaignState.SENDING:
-        launched = float(row["launched"] or now)
-        rate, samples = rate_over_window(orjson.loads(row["samples"]), now, done, launched)
-    else:  # paused: the one sample kept is the baseline when it resumes
-        rate, samples = 0.0, [[now, float(done)]]
-    await conn.execute(queries["record_progress"], row["id"], rate, orjson.dumps(samples).decode())
-
-
-def rate_over_window(
-    samples: list[list[float]], now: float, done: int, launched: float
-) -> tuple[float, list[list[float]]]:
-    """The send rate over the last RATE_WINDOW_SECONDS of samples ([seconds, finished]),
-    with this one added, and the samples to keep: those in the window and the newest one
-    before it, the baseline. Without samples (the first pass after launch) the baseline is
-    the launch, with nothing finished."""
-    kept = [*(samples or [[launched, 0.0]]), [now, float(done)]]
-    inside = next(i for i, (at, _) in enumerate(kept) if at >= now - RATE_WINDOW_SECONDS)
-    kept = kept[max(0, inside - 1) :]
-    (since, base), (_, last) = kept[0], kept[-1]
-    rate = max(0.0, (last - base) / (now - since)) if now > since else 0.0
-    return rate, kept
+async def _sample(
+    conn: Conn, campaign: Campaign, now: float, counts: dict[str, dict[str, int]]
+) -> None:
+    """Add a sample of finished deliveries, keeping those the rate is read over; while the
+    campaign is paused, the one sample kept is the baseline when it resumes."""
+    done = campaign_service.finished(counts)
+    if campaign.state == CampaignState.SENDING:
+        samples = campaign_service.rate_window(campaign, now, done)
+    else:
+        samples = [(now, float(done))]
+    await conn.execute(queries["record_progress"], campaign.id, orjson.dumps(samples).decode())

@@ -25,7 +25,7 @@ from notifier.schemas import campaigns as schemas
 async def view(conn: Conn, campaign: Campaign) -> schemas.Campaign:
     """A campaign as the API shows it, with its counts and progress."""
     counts = await service.counts(conn, campaign)
-    rate, eta = service.progress(campaign, counts)
+    rate, eta = service.progress(campaign, counts, await service.clock(conn))
     return schemas.Campaign(
         id=campaign.id,
         name=campaign.name,

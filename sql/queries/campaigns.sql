@@ -127,3 +127,7 @@ RETURNING id
 -- analyze_deliveries --
 -- Refresh the statistics of the campaign's deliveries partition, so the planner knows its size.
 SELECT analyze_campaign_partition('deliveries', $1)
+
+-- clock --
+-- The database's time in epoch seconds (progress samples are taken by it).
+SELECT extract(epoch FROM now())::float8

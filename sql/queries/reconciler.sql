@@ -4,8 +4,7 @@ DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours'
 
 -- active_campaigns --
 -- Campaigns the reconciler looks after.
-SELECT id, state, channels, rate_limit_per_second, progress_samples::text AS samples,
-       extract(epoch FROM launched_at) AS launched, extract(epoch FROM now()) AS now
+SELECT id, state, channels, rate_limit_per_second, extract(epoch FROM now()) AS now
 FROM campaigns WHERE state IN ('sending', 'paused', 'cancelled') AND
       (state <> 'cancelled' OR completed_at > now() - interval '1 hour')
 
@@ -106,8 +105,8 @@ WITH moved AS (
 SELECT count(*)::int FROM moved
 
 -- record_progress --
--- The reconciler's samples of finished deliveries, and the send rate read from them.
-UPDATE campaigns SET rate_per_second = $2, progress_samples = $3::jsonb WHERE id = $1
+-- The reconciler's samples of finished deliveries, from which the API reads the send rate.
+UPDATE campaigns SET progress_samples = $2::jsonb WHERE id = $1
 
 -- awaiting_receipts --
 -- SMS sent at least $1 seconds ago (or last checked that long ago) with no final receipt,
