@@ -14,6 +14,7 @@ import orjson
 
 from notifier.db import Conn, counter_shard, one, queries
 from notifier.errors import Conflict, NotFound
+from notifier.law import LAW
 from notifier.models import (
     CAMPAIGN_TRANSITIONS,
     CampaignState,
@@ -46,6 +47,12 @@ class Campaign:
     rate_limit_per_second: float | None
     fallback: Mapping[str, str]
     sms_max_segments: int
+    discovered_at: datetime | None
+    jurisdictions: tuple[str, ...]
+    # Rule set id -> the version the campaign is held to ("kr-pipa@2023-09-15").
+    rule_versions: Mapping[str, str]
+    # Locale -> notice item -> its text: template variables of that locale's notices.
+    facts: Mapping[str, Mapping[str, str]]
     recipients: int
     # The reconciler's recent samples of finished deliveries: (epoch seconds, finished).
     samples: tuple[tuple[float, float], ...]
@@ -71,6 +78,10 @@ class Campaign:
             rate_limit_per_second=row["rate_limit_per_second"],
             fallback=orjson.loads(row["fallback"]),
             sms_max_segments=row["sms_max_segments"],
+            discovered_at=row["discovered_at"],
+            jurisdictions=tuple(row["jurisdictions"]),
+            rule_versions=orjson.loads(row["rule_versions"]),
+            facts=orjson.loads(row["facts"]),
             recipients=row["recipients"],
             samples=tuple((at, done) for at, done in orjson.loads(row["progress_samples"])),
             created_at=row["created_at"],
@@ -103,6 +114,12 @@ async def create(conn: Conn, spec: CampaignCreate, created_by: uuid.UUID | None 
             orjson.dumps(spec.fallback).decode(),
             created_by,
             spec.sms_max_segments,
+            spec.discovered_at,
+            list(spec.jurisdictions),
+            orjson.dumps(
+                LAW.versions(spec.jurisdictions, spec.discovered_at) if spec.discovered_at else {}
+            ).decode(),
+            orjson.dumps(spec.facts).decode(),
         )
         await conn.execute(queries["create_partitions"], campaign_id)
     log.info("campaign created", extra={"campaign_id": str(campaign_id)})

@@ -10,9 +10,10 @@ SMS longer than the campaign allows.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -69,8 +70,13 @@ class Notices:
         compiled = self.compiled(campaign)
         messages: list[Outgoing] = []
         failed: list[SendResult] = []
+        # The notice's own items by locale, the same for every row of the batch.
+        today = time.strftime("%Y-%m-%d", time.gmtime())
+        items = {"": {"notice_date": today}}
+        for locale, facts in campaign.facts.items():
+            items[locale] = {**facts, "notice_date": today}
         for row in rows:
-            notice = self._notice(compiled, campaign, channel, row)
+            notice = self._notice(compiled, campaign, channel, row, items)
             if isinstance(notice, SendResult):
                 failed.append(notice)
             else:
@@ -78,7 +84,12 @@ class Notices:
         return messages, failed
 
     def _notice(
-        self, compiled: CompiledCampaign, campaign: Campaign, channel: str, r: asyncpg.Record
+        self,
+        compiled: CompiledCampaign,
+        campaign: Campaign,
+        channel: str,
+        r: asyncpg.Record,
+        items: Mapping[str, Mapping[str, str]],
     ) -> Outgoing | SendResult:
         """One delivery's message, or its failed result."""
         delivery_id: int = r["id"]
@@ -98,6 +109,7 @@ class Notices:
         if to is None:  # purged, or never had one: nothing to send to
             return _failed(delivery_id, "no address")
         context = self._context(r)
+        context.update(items.get(r["locale"], items[""]))
         try:
             if channel == Channel.EMAIL:
                 ref = messageid.ref(campaign.id, delivery_id)

@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, ClassVar, Literal
 
 import phonenumbers
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
+from notifier.law import FACTS, LAW
 from notifier.models import LOCALE_HINT, LOCALE_TAG, CampaignState, Channel, DeliveryStatus
 from notifier.schemas.common import Body, Hint, LineError, Page, View, problems_error
-from notifier.templates.checks import validate_templates
+from notifier.templates.checks import NOTICE_VARIABLES, validate_templates, variables_used
 from notifier.templates.links import check_links
 from notifier.templates.sms import check_sms_budget
 
@@ -41,6 +44,11 @@ COLUMN_NAME = "^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 
 # channel → locale → part → template source, as stored and shown.
 Templates = dict[str, dict[str, dict[str, str]]]
+# locale → notice item → its text in that locale.
+Facts = dict[str, dict[str, str]]
+MAX_FACT_CHARS = 4000
+# A clock a little ahead of the server's is not "the future".
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 class EmailTemplate(BaseModel):
@@ -86,6 +94,43 @@ def _column(name: str) -> str:
     if name in RESERVED_COLUMNS:
         raise PydanticCustomError("reserved", "a column with a meaning of its own")
     return name
+
+
+def _jurisdictions(ids: list[str]) -> list[str]:
+    unknown = sorted(set(ids) - LAW.ids)
+    if unknown:
+        raise PydanticCustomError(
+            "jurisdiction",
+            "unknown rule set {unknown}; known: {known}",
+            {"unknown": ", ".join(unknown), "known": ", ".join(sorted(LAW.ids))},
+        )
+    if len(set(ids)) != len(ids):
+        raise PydanticCustomError("repeated", "a rule set is named twice")
+    return ids
+
+
+def _past(at: datetime) -> datetime:
+    if at > datetime.now(UTC) + CLOCK_SKEW:
+        raise PydanticCustomError("future", "in the future; when did the company become aware?")
+    return at
+
+
+def _facts(facts: Facts) -> Facts:
+    problems = []
+    for locale, items in facts.items():
+        if not LOCALE_TAG.fullmatch(locale):
+            problems.append({"field": f"facts.{locale}", "message": "locale " + LOCALE_HINT})
+        for item, text in items.items():
+            field = f"facts.{locale}.{item}"
+            if item not in FACTS:
+                known = ", ".join(sorted(FACTS))
+                problems.append({"field": field, "message": f"not a notice item; one of {known}"})
+            elif not text.strip() or len(text) > MAX_FACT_CHARS:
+                message = f"must be 1 to {MAX_FACT_CHARS} characters"
+                problems.append({"field": field, "message": message})
+    if problems:
+        raise problems_error(problems)
+    return facts
 
 
 class CampaignCreate(Body):
@@ -144,6 +189,31 @@ class CampaignCreate(Body):
         ),
         Hint(f"an integer from 1 to {MAX_SMS_SEGMENTS}"),
     ] = DEFAULT_SMS_SEGMENTS
+    discovered_at: Annotated[
+        Annotated[AwareDatetime, AfterValidator(_past)] | None,
+        Field(description="when the company became aware of the breach: deadlines run from it"),
+        Hint("a date and time with its UTC offset, not in the future"),
+    ] = None
+    jurisdictions: Annotated[
+        list[str],
+        Field(
+            default_factory=list,
+            json_schema_extra={"uniqueItems": True, "items": {"enum": sorted(LAW.ids)}},
+            description="the rule sets whose duties apply (notifier/law/rulesets.toml)",
+        ),
+        AfterValidator(_jurisdictions),
+        Hint("a list of rule set ids: " + ", ".join(sorted(LAW.ids))),
+    ]
+    facts: Annotated[
+        Facts,
+        Field(
+            default_factory=dict,
+            description="the notice's items by locale (what happened, which data, ...), each "
+            "a template variable",
+        ),
+        AfterValidator(_facts),
+        Hint("an object of locales, each an object of notice items and their text"),
+    ]
     # Last, so that its checks see every other field already validated.
     templates: Templates
 
@@ -171,6 +241,30 @@ class CampaignCreate(Body):
             raise problems_error(problems)
         return value  # type: ignore[no-any-return]
 
+    @model_validator(mode="after")
+    def _duties(self) -> CampaignCreate:
+        """What the incident's facts need from each other and from the templates."""
+        problems = []
+        if self.jurisdictions and self.discovered_at is None:
+            message = "required when jurisdictions are named: deadlines run from it"
+            problems.append({"field": "discovered_at", "message": message})
+        for ruleset in self.jurisdictions:
+            if self.discovered_at and LAW.in_force(ruleset, self.discovered_at) is None:
+                message = f"{ruleset} has no version in force on discovered_at"
+                problems.append({"field": "jurisdictions", "message": message})
+        for locale, used in variables_used(self.templates).items():
+            given = self.facts.get(locale)
+            if given is None and (self.facts or self.jurisdictions):
+                message = f"missing: the campaign sends in {locale}"
+                problems.append({"field": f"facts.{locale}", "message": message})
+                continue
+            for item in sorted((used & NOTICE_VARIABLES) - {"notice_date"} - set(given or ())):
+                message = f"missing: the {locale} templates use it"
+                problems.append({"field": f"facts.{locale}.{item}", "message": message})
+        if problems:
+            raise problems_error(problems)
+        return self
+
 
 class Campaign(View):
     """A campaign with its counts and progress."""
@@ -187,6 +281,12 @@ class Campaign(View):
     rate_limit_per_second: float | None
     fallback: dict[str, str]
     sms_max_segments: int
+    discovered_at: datetime | None
+    jurisdictions: list[str]
+    rule_versions: dict[str, str] = Field(
+        description="the version of each rule set the campaign is held to (id@effective date)"
+    )
+    facts: Facts
     created_at: datetime
     launched_at: datetime | None
     completed_at: datetime | None

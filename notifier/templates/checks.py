@@ -9,11 +9,14 @@ from typing import Any
 
 from jinja2 import TemplateSyntaxError, nodes
 
+from notifier.law import FACTS
 from notifier.models import LOCALE_HINT, LOCALE_TAG
 from notifier.templates.environment import TEXT_ENV, environment_for
 from notifier.templates.locales import lookup
 
 BUILTIN_VARIABLES = frozenset({"external_id", "locale", "verification_code", "verify_url"})
+# The notice's items: the campaign's facts per locale, and the date the notice is sent.
+NOTICE_VARIABLES = FACTS | {"notice_date"}
 # Notices never repeat an address or number back: a phisher's copy could not either.
 CONTACT_COLUMNS = frozenset({"email", "phone"})
 MAX_SUBJECT_CHARS = 998  # RFC 5322's line limit
@@ -140,6 +143,10 @@ def _check_variables(variables: Sequence[str], problems: list[dict[str, str]]) -
             )
         elif name in BUILTIN_VARIABLES:
             problems.append({"field": field, "message": f"'{name}' is supplied by the service"})
+        elif name in NOTICE_VARIABLES:
+            problems.append(
+                {"field": field, "message": f"'{name}' is an item of the notice, given in facts"}
+            )
         elif name in CONTACT_COLUMNS:
             problems.append(
                 {
@@ -257,7 +264,7 @@ def _check_source(
         problem(unsupported)
         return None
     names = {n.name for n in tree.find_all(nodes.Name)}
-    unknown = sorted(names - BUILTIN_VARIABLES - declared)
+    unknown = sorted(names - BUILTIN_VARIABLES - NOTICE_VARIABLES - declared)
     for name in unknown:
         problem(f"unknown variable '{name}'; declare it in \"variables\"")
     return None if unknown else names
@@ -279,3 +286,17 @@ def _unsupported(tree: nodes.Template) -> str | None:
         if isinstance(node, nodes.Test) and node.name not in TEXT_ENV.tests:
             return f"line {node.lineno}: unknown test '{node.name}'"
     return None
+
+
+def variables_used(templates: Mapping[str, Mapping[str, Mapping[str, str]]]) -> dict[str, set[str]]:
+    """Locale -> the variables its templates use, on every channel (templates already
+    checked: every part parses)."""
+    used: dict[str, set[str]] = {}
+    for by_locale in templates.values():
+        for locale, parts in by_locale.items():
+            names = used.setdefault(locale, set())
+            for key, source in parts.items():
+                if source:
+                    tree = environment_for(key).parse(source)
+                    names.update(n.name for n in tree.find_all(nodes.Name))
+    return used

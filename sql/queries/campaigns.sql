@@ -2,8 +2,9 @@
 -- A new campaign in draft; its partitions are created in the same transaction.
 INSERT INTO campaigns (id, name, incident_ref, channels, default_locale, default_region,
                        variables, templates, rate_limit_per_second, fallback, created_by,
-                       sms_max_segments)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10::jsonb, $11, $12)
+                       sms_max_segments, discovered_at, jurisdictions, rule_versions, facts)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10::jsonb, $11, $12, $13, $14,
+        $15::jsonb, $16::jsonb)
 RETURNING *
 
 -- create_partitions --

@@ -1,0 +1,128 @@
+"""What the law asks of a breach notice, read from the rule sets in `rulesets.toml`.
+
+The rules are data: each jurisdiction's duties (the notice to each person and its items, a
+substitute notice, the report to an authority), with the article each comes from and the
+date the version took effect. Nothing else in the service names a law.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from importlib import resources
+from types import MappingProxyType
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Requirement:
+    """One notice item a law requires, and where it says so."""
+
+    item: str
+    article: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Duty:
+    """A duty with a deadline counted from awareness (None: "without undue delay")."""
+
+    what: str
+    article: str
+    deadline_hours: float | None = None
+    threshold: int | None = None
+    """The duty applies from this many people affected (None: whatever the number)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RuleSet:
+    """One jurisdiction's breach-notice law, as in force from `effective`."""
+
+    id: str
+    name: str
+    effective: date
+    source: str
+    authority: str
+    notice: Duty
+    items: tuple[Requirement, ...]
+    title: Requirement | None = None
+    headings: tuple[str, ...] = ()
+    headings_article: str = ""
+    substitute: Duty | None = None
+    report: Duty | None = None
+
+    @property
+    def version(self) -> str:
+        """How a campaign records the version it was checked against."""
+        return f"{self.id}@{self.effective.isoformat()}"
+
+
+def _duty(raw: Mapping[str, Any], what: str = "") -> Duty:
+    hours = raw.get("deadline_hours")
+    return Duty(
+        what=raw.get("what", what),
+        article=raw["article"],
+        deadline_hours=float(hours) if hours is not None else None,
+        threshold=raw.get("threshold"),
+    )
+
+
+def _ruleset(raw: Mapping[str, Any], items: Mapping[str, str]) -> RuleSet:
+    notice = raw["notice"]
+    required = tuple(Requirement(item=r["item"], article=r["article"]) for r in notice["items"])
+    unknown = [r.item for r in required if r.item not in items]
+    if unknown:
+        raise ValueError(f"rule set {raw['id']} names unknown notice items {unknown}")
+    title = notice.get("title")
+    headings = notice.get("headings", {})
+    return RuleSet(
+        id=raw["id"],
+        name=raw["name"],
+        effective=raw["effective"],
+        source=raw["source"],
+        authority=raw["authority"],
+        notice=_duty(notice, "notify each person affected"),
+        items=required,
+        title=Requirement(item=title["text"], article=title["article"]) if title else None,
+        headings=tuple(headings.get("text", ())),
+        headings_article=headings.get("article", ""),
+        substitute=_duty(raw["substitute"]) if "substitute" in raw else None,
+        report=_duty(raw["report"]) if "report" in raw else None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Law:
+    """Every rule set, every version, and the notice items they may require."""
+
+    items: Mapping[str, str]
+    """Notice item -> what it is (each is also a template variable)."""
+    rulesets: tuple[RuleSet, ...]
+
+    @classmethod
+    def parse(cls, text: str) -> Law:
+        raw = tomllib.loads(text)
+        items = MappingProxyType(dict(raw["items"]))
+        return cls(items, tuple(_ruleset(r, items) for r in raw["ruleset"]))
+
+    @property
+    def ids(self) -> frozenset[str]:
+        return frozenset(r.id for r in self.rulesets)
+
+    def in_force(self, ruleset_id: str, on: datetime | date) -> RuleSet | None:
+        """The version of a rule set in force on a day (the latest that took effect by
+        then); None for an unknown id or a day before its first version."""
+        day = on.date() if isinstance(on, datetime) else on
+        versions = [r for r in self.rulesets if r.id == ruleset_id and r.effective <= day]
+        return max(versions, key=lambda r: r.effective, default=None)
+
+    def versions(self, ids: Sequence[str], on: datetime | date) -> dict[str, str]:
+        """Rule set id -> the version in force on a day, for those that have one."""
+        found = {i: self.in_force(i, on) for i in ids}
+        return {i: r.version for i, r in found.items() if r is not None}
+
+
+LAW = Law.parse(resources.files(__package__).joinpath("rulesets.toml").read_text("utf-8"))
+# The facts a campaign gives per locale: the notice items the service cannot fill itself.
+FACTS = frozenset(LAW.items) - {"notice_date", "verify"}
