@@ -50,8 +50,9 @@ async def page(
     return items, cursor
 
 
-def _cell(value: object) -> object:
-    # A cell that a spreadsheet would run as a formula is quoted as text instead.
+def report_cell(value: object) -> object:
+    """A value as a report's CSV cell: a text a spreadsheet would run as a formula is
+    quoted as text instead, times are ISO 8601 in UTC."""
     if isinstance(value, str) and value.startswith(_FORMULA_START):
         return "'" + value
     if hasattr(value, "isoformat"):
@@ -70,7 +71,7 @@ async def report(
         cursor = conn.cursor(queries["report_rows"], campaign_id, prefetch=chunk_rows)
         n = 0
         async for row in cursor:
-            writer.writerow([_cell(row[c]) for c in REPORT_COLUMNS])
+            writer.writerow([report_cell(row[c]) for c in REPORT_COLUMNS])
             n += 1
             if n % chunk_rows == 0:
                 yield buffer.getvalue().encode()

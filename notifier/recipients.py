@@ -4,8 +4,10 @@ Each chunk is copied straight into the campaign's partition, its repeated ids le
 an id is already stored (a second upload of the same accounts), that chunk is staged and
 merged instead, so the first occurrence wins and every repeat is reported by line. Parsing
 (this process) and copying (Postgres) overlap: while Postgres takes one chunk the next is
-being parsed. The whole upload is one transaction, so a failure or a dropped
-connection imports nothing, and memory holds at most a few chunks whatever the size.
+being parsed. Refused rows are kept too (their account id and reason, for the campaign's
+list of people it cannot reach), copied in bulk with the chunks. The whole upload is one
+transaction, so a failure or a dropped connection imports nothing and keeps no refused row,
+and memory holds at most a few chunks whatever the size.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from typing import Any
 
 import asyncpg
 
+from notifier import unreachable
 from notifier.campaigns import Campaign, channels_of
 from notifier.db import Conn, one, queries
 from notifier.errors import Conflict, NotFound
-from notifier.imports.rows import RecipientRules, Row
+from notifier.imports.rows import RecipientRules, Refused, Row
 from notifier.imports.upload import RecipientImport
 from notifier.models import CampaignState
 from notifier.sealing import Sealer
@@ -32,11 +35,15 @@ log = logging.getLogger(__name__)
 
 MAX_REPORTED_ERRORS = 1000
 CHUNK_ROWS = 20_000
+# Refused rows are small (an id, a reason): a batch of them goes out with a chunk, or alone.
+REFUSED_ROWS = 20_000
 # (line, external_id, sealed contacts, email hash, phone hash, locale, variables as JSON)
 Sealed = tuple[int, str, bytes | None, bytes | None, bytes | None, str, str]
 _SEALED = ("contact_sealed", "email_hash", "phone_hash", "locale", "vars")
 STAGING_COLUMNS = ("line", "external_id", *_SEALED)
 PARTITION_COLUMNS = ("campaign_id", "id", "external_id", *_SEALED)
+# What the parser hands over: a chunk of sealed rows, and the rows refused since the last.
+Batch = tuple[list[Sealed], list[Refused]]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -78,20 +85,27 @@ async def _chunked(
     upload: RecipientImport,
     sealer: Sealer,
     campaign_id: uuid.UUID,
-    out: asyncio.Queue[list[Sealed] | BaseException | None],
+    out: asyncio.Queue[Batch | BaseException | None],
 ) -> None:
-    """Parse the upload into chunks of sealed rows; a parse failure is handed over as it is."""
+    """Parse the upload into chunks of sealed rows, with the rows refused on the way; a parse
+    failure is handed over as it is."""
     try:
         chunk: list[Sealed] = []
-        async for row in upload.rows():
-            chunk.append(_sealed(sealer, campaign_id, row))
-            if len(chunk) % 1000 == 0:
-                await asyncio.sleep(0)  # let the COPY of the previous chunk move on
-            if len(chunk) >= CHUNK_ROWS:
-                await out.put(chunk)
-                chunk = []
-        if chunk:
-            await out.put(chunk)
+        refused: list[Refused] = []
+        async for rows, refusals in upload.batches():
+            refused += refusals
+            for row in rows:
+                chunk.append(_sealed(sealer, campaign_id, row))
+                if len(chunk) % 1000 == 0:
+                    await asyncio.sleep(0)  # let the COPY of the previous chunk move on
+                if len(chunk) >= CHUNK_ROWS:
+                    await out.put((chunk, refused))
+                    chunk, refused = [], []
+            if len(refused) >= REFUSED_ROWS:
+                await out.put((chunk, refused))
+                chunk, refused = [], []
+        if chunk or refused:
+            await out.put((chunk, refused))
         await out.put(None)
     except Exception as exc:
         await out.put(exc)
@@ -164,6 +178,7 @@ async def import_upload(
 ) -> ImportResult:
     """Import one upload atomically: a failure or a dropped connection imports nothing."""
     upload = RecipientImport(chunks, fmt, rules_for(campaign))
+    upload_id = uuid.uuid4()  # tells this upload's refused rows from another's
     tally = _Tally()
     staging = False
     async with conn.transaction():
@@ -173,13 +188,16 @@ async def import_upload(
             raise NotFound(f"no campaign {campaign.id}")
         if state != CampaignState.DRAFT:
             raise Conflict(f"recipients can only be added to a draft campaign, not {state}")
-        parsed: asyncio.Queue[list[Sealed] | BaseException | None] = asyncio.Queue(maxsize=1)
+        parsed: asyncio.Queue[Batch | BaseException | None] = asyncio.Queue(maxsize=1)
         parser = asyncio.create_task(_chunked(upload, sealer, campaign.id, parsed))
         try:
-            while (rows := await parsed.get()) is not None:
-                if isinstance(rows, BaseException):
-                    raise rows
-                if await _copy_chunk(conn, campaign, rows, tally):
+            while (batch := await parsed.get()) is not None:
+                if isinstance(batch, BaseException):
+                    raise batch
+                rows, refused = batch
+                if refused:
+                    await unreachable.record_refused(conn, campaign.id, upload_id, refused)
+                if not rows or await _copy_chunk(conn, campaign, rows, tally):
                     continue
                 if not staging:
                     await conn.execute(queries["create_import_staging"])

@@ -1,4 +1,4 @@
-"""Campaign handlers: create, read, list, upload recipients, state changes."""
+"""Campaign handlers: create, read, list, upload recipients, the checklist, state changes."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from notifier.api.context import KEY, POOL, REDIS, SEALER, SETTINGS, Handler, re
 from notifier.api.idempotency import BODY_DIGEST
 from notifier.api.responses import render
 from notifier.campaigns import Campaign
+from notifier.checklist import check
 from notifier.db import Conn
 from notifier.errors import RequestTimeout, UnsupportedMediaType
 from notifier.imports.upload import MEDIA_TYPES
@@ -114,6 +115,15 @@ async def upload(request: web.Request) -> web.Response:
             conn, campaign, _chunks(request), fmt, request.app[SEALER]
         )
     return render(schemas.UploadResult.model_validate(result, from_attributes=True))
+
+
+@requires(Scope.CAMPAIGNS_READ)
+async def checklist(request: web.Request) -> web.Response:
+    async with request.app[POOL].acquire() as conn:
+        campaign = await service.get(conn, params.campaign_id(request))
+    checks = [schemas.Check.model_validate(c, from_attributes=True) for c in check(campaign)]
+    missing = sum(not c.carried for c in checks)
+    return render(schemas.Checklist(complete=not missing, missing=missing, checks=checks))
 
 
 def transition(action: str) -> Handler:

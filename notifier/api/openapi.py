@@ -20,6 +20,7 @@ from notifier.schemas.campaigns import (
     Campaign,
     CampaignCreate,
     CampaignList,
+    Checklist,
     UploadResult,
 )
 from notifier.schemas.common import Problem
@@ -34,6 +35,7 @@ REQUESTS: tuple[type[BaseModel], ...] = (CampaignCreate, KeyCreate, EmailEvents)
 RESPONSES: tuple[type[BaseModel], ...] = (
     Campaign,
     CampaignList,
+    Checklist,
     UploadResult,
     DeliveryList,
     RecipientDeliveries,
@@ -143,12 +145,14 @@ _CAMPAIGN_LINKS: J = {
     for name, path, method in (
         ("GetCampaign", "/v1/campaigns/{id}", "get"),
         ("UploadRecipients", "/v1/campaigns/{id}/recipients", "post"),
+        ("Checklist", "/v1/campaigns/{id}/checklist", "get"),
         ("Launch", "/v1/campaigns/{id}/launch", "post"),
         ("Pause", "/v1/campaigns/{id}/pause", "post"),
         ("Resume", "/v1/campaigns/{id}/resume", "post"),
         ("Cancel", "/v1/campaigns/{id}/cancel", "post"),
         ("ListDeliveries", "/v1/campaigns/{id}/deliveries", "get"),
         ("Report", "/v1/campaigns/{id}/report", "get"),
+        ("Unreachable", "/v1/campaigns/{id}/unreachable", "get"),
     )
 }
 
@@ -235,6 +239,15 @@ def _paths() -> J:
                 },
             )
         },
+        "/v1/campaigns/{id}/checklist": {
+            "get": _op(
+                "What the templates carry of what the campaign's laws require, per law, "
+                "channel and locale, each requirement with its article",
+                {"200": _ok("The checklist", Checklist), "404": _problem("No such campaign")},
+                scope=read,
+                params=[_ID],
+            )
+        },
         "/v1/campaigns/{id}/launch": _transition("launch", "start sending"),
         "/v1/campaigns/{id}/pause": _transition("pause", "no new sends start"),
         "/v1/campaigns/{id}/resume": _transition("resume", "sending continues"),
@@ -262,6 +275,24 @@ def _paths() -> J:
                 {
                     "200": {
                         "description": "CSV, streamed",
+                        "content": {"text/csv": {"schema": {"type": "string"}}},
+                    },
+                    "404": _problem("No such campaign"),
+                },
+                scope=read,
+                params=[_ID],
+            )
+        },
+        "/v1/campaigns/{id}/unreachable": {
+            "get": _op(
+                "The people the campaign cannot reach, for a substitute notice: rows refused at "
+                "upload and recipients every channel failed, by account id, never with contact "
+                "details",
+                {
+                    "200": {
+                        "description": "CSV, streamed: external_id,reason,source,line; source "
+                        "is `rejected` (line: the upload line) or `failed` (reason: each "
+                        "channel's last error)",
                         "content": {"text/csv": {"schema": {"type": "string"}}},
                     },
                     "404": _problem("No such campaign"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import operator
 from collections import Counter
+from collections.abc import Sequence
 
 from notifier.errors import MalformedUpload
 from notifier.imports.framing import (
@@ -14,13 +15,19 @@ from notifier.imports.framing import (
     LineStream,
     decode_lines,
 )
-from notifier.imports.rows import MAX_COLUMNS, MAX_VALUE_CHARS, Row, RowChecker
+from notifier.imports.rows import (
+    MAX_COLUMNS,
+    MAX_VALUE_CHARS,
+    STANDARD_COLUMNS,
+    Row,
+    RowChecker,
+    usable_id,
+)
 
 # The csv module's own limit is process-wide; raise it (never lower it) above the record
 # bound, so an oversized value is this module's rejection and never a csv.Error.
 csv.field_size_limit(max(csv.field_size_limit(), MAX_RECORD_BYTES + 1))
 
-STANDARD_COLUMNS = ("external_id", "email", "phone", "locale")
 # Fed to the csv reader after each batch of lines: parsed as a record of its own when the
 # batch ended between records, swallowed into the last record when a quoted value is open.
 _SENTINEL = "\x00"
@@ -35,6 +42,7 @@ class CsvStream(LineStream):
         # The header, and the lines of a record whose quoted value is still open.
         self._columns: tuple[str, ...] | None = None
         self._standard = operator.itemgetter(0, 0, 0, 0)
+        self._id_index = 0
         self._var_index: tuple[tuple[str, int], ...] = ()
         self._pad = False
         self._pending: list[str] = []
@@ -101,7 +109,7 @@ class CsvStream(LineStream):
                         return out
                     line = first + start
                     if bad and any(line <= b < first + end for b in bad):
-                        self._bad_record(line, "not valid UTF-8")
+                        self._bad_record(line, "not valid UTF-8", fields=fields)
                     elif fields:
                         record(fields, line, out)
                     start = end
@@ -112,8 +120,9 @@ class CsvStream(LineStream):
                     self._unfinished(lines, bad, first + start, start, count, final)
                     return out
                 message = f"not valid CSV ({exc})"
+                reason = "not valid CSV"  # the parser's words may quote a character
                 if bad and any(first + start <= b < first + end for b in bad):
-                    message = "not valid UTF-8"  # the cause, rather than its symptom
+                    message = reason = "not valid UTF-8"  # the cause, rather than its symptom
                 if sum(map(len, lines[start:end])) > MAX_RECORD_BYTES:
                     if end - start > 1:
                         raise MalformedUpload(
@@ -121,16 +130,21 @@ class CsvStream(LineStream):
                             f"{MAX_RECORD_BYTES // 1024} KB; is a closing "
                             "quote missing?"
                         ) from None
-                    message = f"longer than {MAX_RECORD_BYTES // 1024} KB"
-                self._bad_record(first + start, message)
+                    message = reason = f"longer than {MAX_RECORD_BYTES // 1024} KB"
+                self._bad_record(first + start, message, reason)
                 start = end
 
-    def _bad_record(self, line: int, message: str) -> None:
+    def _bad_record(
+        self, line: int, message: str, reason: str | None = None, fields: Sequence[str] = ()
+    ) -> None:
         self._seen_record = True
         if self._columns is None:
-            reason = "the file is not UTF-8 text" if "UTF-8" in message else message
-            raise MalformedUpload(f"line {line}: {reason}")
-        self._reject(line, message)
+            cause = "the file is not UTF-8 text" if "UTF-8" in message else message
+            raise MalformedUpload(f"line {line}: {cause}")
+        # Undecodable bytes became U+FFFD: an id holding one is not the account's id.
+        raw = fields[self._id_index] if len(fields) > self._id_index else ""
+        external_id = None if "\ufffd" in raw else usable_id(raw)
+        self._reject(line, message, external_id=external_id, reason=reason)
 
     def _unfinished(
         self, lines: list[str], bad: list[int], line: int, start: int, count: int, final: bool
@@ -162,18 +176,28 @@ class CsvStream(LineStream):
         if len(fields) != len(columns):
             if len(fields) > len(columns):
                 self._reject(
-                    line, f"{len(fields)} values but the header has {len(columns)} columns"
+                    line,
+                    f"{len(fields)} values but the header has {len(columns)} columns",
+                    external_id=usable_id(fields[self._id_index]),
                 )
                 return
             fields.extend([""] * (len(columns) - len(fields)))
         if max(map(len, fields)) > MAX_VALUE_CHARS:
             name = next(c for c, v in zip(columns, fields, strict=True) if len(v) > MAX_VALUE_CHARS)
-            self._reject(line, f"{name}: value longer than {MAX_VALUE_CHARS} characters")
+            self._reject(
+                line,
+                f"{name}: value longer than {MAX_VALUE_CHARS} characters",
+                external_id=usable_id(fields[self._id_index]),
+            )
             return
         if self._nul_seen:
             for name, value in zip(columns, fields, strict=True):
                 if "\x00" in value:
-                    self._reject(line, f"{name}: contains a NUL character")
+                    self._reject(
+                        line,
+                        f"{name}: contains a NUL character",
+                        external_id=usable_id(fields[self._id_index]),
+                    )
                     return
         if self._pad:
             fields.append("")
@@ -186,9 +210,7 @@ class CsvStream(LineStream):
             locale,
             {name: fields[i] for name, i in self._var_index},
         )
-        if isinstance(row, str):
-            self._reject(line, row)
-        else:
+        if row is not None:
             out.append(row)
 
     def _read_header(self, fields: list[str]) -> None:
@@ -212,6 +234,7 @@ class CsvStream(LineStream):
             *(names.index(c) if c in names else len(names) for c in STANDARD_COLUMNS)
         )
         self._pad = any(c not in names for c in STANDARD_COLUMNS)
+        self._id_index = names.index("external_id")
         self._var_index = tuple((name, names.index(name)) for name in self._variables)
 
 

@@ -8,11 +8,23 @@ import orjson
 
 from notifier.errors import MalformedUpload
 from notifier.imports.framing import LineStream
-from notifier.imports.rows import MAX_COLUMNS, MAX_VALUE_CHARS, Row
+from notifier.imports.rows import (
+    MAX_COLUMNS,
+    MAX_VALUE_CHARS,
+    STANDARD_COLUMNS,
+    Row,
+    RowChecker,
+    usable_id,
+)
 
 
 class NdjsonStream(LineStream):
     """Reads an NDJSON upload, a record per line."""
+
+    def __init__(self, checker: RowChecker) -> None:
+        super().__init__(checker)
+        # Keys a kept reason may name; any other key is a value of the record.
+        self._known = frozenset((*STANDARD_COLUMNS, *checker.variables))
 
     def _parse(self, body: bytes, final: bool) -> list[Row]:
         out: list[Row] = []
@@ -51,7 +63,7 @@ class NdjsonStream(LineStream):
 
     def _json_record(self, record: dict[str, Any], line: int, nul: bool, out: list[Row]) -> None:
         if len(record) > MAX_COLUMNS:
-            self._reject(line, f"more than {MAX_COLUMNS} fields")
+            self._refuse(record, line, f"more than {MAX_COLUMNS} fields")
             return
         values: dict[str, str] = {}
         for key, value in record.items():
@@ -63,13 +75,13 @@ class NdjsonStream(LineStream):
             elif value is None:
                 text = ""
             else:
-                self._reject(line, f"{key[:40]}: must be a string or a number")
+                self._refuse(record, line, "must be a string or a number", key)
                 return
             if len(text) > MAX_VALUE_CHARS:
-                self._reject(line, f"{key[:40]}: value longer than {MAX_VALUE_CHARS} characters")
+                self._refuse(record, line, f"value longer than {MAX_VALUE_CHARS} characters", key)
                 return
             if nul and "\x00" in text:
-                self._reject(line, f"{key[:40]}: contains a NUL character")
+                self._refuse(record, line, "contains a NUL character", key)
                 return
             values[key] = text
         row = self._accept(
@@ -80,7 +92,14 @@ class NdjsonStream(LineStream):
             values.get("locale", ""),
             {name: values.get(name, "") for name in self._variables},
         )
-        if isinstance(row, str):
-            self._reject(line, row)
-        else:
+        if row is not None:
             out.append(row)
+
+    def _refuse(self, record: dict[str, Any], line: int, why: str, key: str | None = None) -> None:
+        """Refuse a record before its values are checked; the kept reason names the key only
+        when it is a column the campaign knows, since any other key is the record's own."""
+        message = reason = why
+        if key is not None:
+            message = f"{key[:40]}: {why}"
+            reason = message if key in self._known else f"a field: {why}"
+        self._reject(line, message, external_id=usable_id(record.get("external_id")), reason=reason)

@@ -9,7 +9,7 @@ from typing import Any
 
 from notifier.imports.csv import CsvStream
 from notifier.imports.ndjson import NdjsonStream
-from notifier.imports.rows import RecipientRules, Row, RowChecker
+from notifier.imports.rows import RecipientRules, Refused, Row, RowChecker
 
 
 class UploadFormat(StrEnum):
@@ -52,15 +52,24 @@ class RecipientImport:
         """Why, by line, for the first MAX_ERRORS refused records."""
         return self._checker.errors
 
-    async def rows(self) -> AsyncIterator[Row]:
-        """Valid rows in file order. Raises MalformedUpload when the file as a whole cannot
-        be read, before any row when the problem is in its first lines."""
-        feed = self._stream.feed
+    async def batches(self) -> AsyncIterator[tuple[list[Row], list[Refused]]]:
+        """Per chunk of the body, its valid rows and its refused records, in file order; a
+        chunk's share of either is bounded by its size, so nothing piles up. Raises
+        MalformedUpload when the file as a whole cannot be read, before any row when the
+        problem is in its first lines."""
+        feed, refused = self._stream.feed, self._checker.take_refused
         async for chunk in self._chunks:
             if chunk:
-                for row in feed(bytes(chunk), final=False):
-                    self.accepted_candidates += 1
-                    yield row
-        for row in feed(b"", final=True):
-            self.accepted_candidates += 1
-            yield row
+                rows = feed(bytes(chunk), final=False)
+                self.accepted_candidates += len(rows)
+                yield rows, refused()
+        rows = feed(b"", final=True)
+        self.accepted_candidates += len(rows)
+        yield rows, refused()
+
+    async def rows(self) -> AsyncIterator[Row]:
+        """Valid rows in file order (refused ones are only counted and reported); raises as
+        batches() does."""
+        async for rows, _ in self.batches():
+            for row in rows:
+                yield row

@@ -302,6 +302,27 @@ class Campaign(View):
     eta_seconds: float | None
 
 
+class Check(View):
+    """One requirement of one law for one channel and locale, and whether it is carried."""
+
+    jurisdiction: str
+    version: str = Field(description="the version of the law (id@effective date)")
+    channel: Channel
+    locale: str
+    item: str = Field(description="the notice item, or title / heading for prescribed wording")
+    requirement: str
+    article: str
+    carried: bool
+
+
+class Checklist(View):
+    """What the campaign's templates carry of what its laws require."""
+
+    complete: bool = Field(description="every requirement is carried")
+    missing: int
+    checks: list[Check]
+
+
 class CampaignList(Page[Campaign]):
     """A page of campaigns, newest first."""
 

@@ -292,9 +292,19 @@ def variables_used(templates: Mapping[str, Mapping[str, Mapping[str, str]]]) -> 
     """Locale -> the variables its templates use, on every channel (templates already
     checked: every part parses)."""
     used: dict[str, set[str]] = {}
-    for by_locale in templates.values():
+    for (_, locale), names in template_variables(templates).items():
+        used.setdefault(locale, set()).update(names)
+    return used
+
+
+def template_variables(
+    templates: Mapping[str, Mapping[str, Mapping[str, str]]],
+) -> dict[tuple[str, str], set[str]]:
+    """(channel, locale) -> the variables that template uses, in any of its parts."""
+    used: dict[tuple[str, str], set[str]] = {}
+    for channel, by_locale in templates.items():
         for locale, parts in by_locale.items():
-            names = used.setdefault(locale, set())
+            names = used.setdefault((channel, locale), set())
             for key, source in parts.items():
                 if source:
                     tree = environment_for(key).parse(source)
