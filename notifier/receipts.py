@@ -3,6 +3,9 @@
 A webhook handler hands its receipt over and waits for the write that includes it, so the
 provider's request is answered only once the receipt is stored (a failure answers 5xx and
 the provider retries). Under load hundreds of receipts share one round trip to Postgres.
+
+An email that bounces after the relay accepted it has failed for good: when its campaign
+falls back to SMS, the fallback SMS is added in the transaction that records the bounce.
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Iterable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
+from notifier import fallback
 from notifier.db import Conn, Pool, counter_shard, queries
 from notifier.models import DeliveryStatus
 
@@ -48,25 +53,37 @@ class Receipt:
     error: str | None
 
 
-async def store_receipts(conn: Conn, receipts: Iterable[Receipt]) -> None:
+async def store_receipts(conn: Conn, receipts: Iterable[Receipt]) -> set[uuid.UUID]:
     """Apply receipts, one statement per campaign so that each reads only its own partition;
-    the first receipt for a delivery wins, a later one is a replay."""
+    the first receipt for a delivery wins, a later one is a replay. Returns the campaigns
+    that gained fallback SMS: the caller makes sure their SMS dispatch chains run."""
     first: dict[tuple[uuid.UUID, int], Receipt] = {}
     for receipt in receipts:
         first.setdefault((receipt.campaign_id, receipt.delivery_id), receipt)
     by_campaign: dict[uuid.UUID, list[Receipt]] = {}
     for receipt in first.values():
         by_campaign.setdefault(receipt.campaign_id, []).append(receipt)
+    fell_back: set[uuid.UUID] = set()
     for campaign_id, rows in by_campaign.items():
-        await conn.fetchval(
-            queries["apply_receipts"],
-            campaign_id,
-            [r.delivery_id for r in rows],
-            [str(r.status) for r in rows],
-            [r.provider_message_id for r in rows],
-            [r.error for r in rows],
-            counter_shard(),
+        shard = counter_shard()
+        # Only a failure can call for a fallback: the rest need no transaction of their own.
+        may_fall_back = any(r.status == DeliveryStatus.FAILED for r in rows)
+        scope: AbstractAsyncContextManager[object] = (
+            conn.transaction() if may_fall_back else contextlib.nullcontext()
         )
+        async with scope:
+            failed_emails: list[int] = await conn.fetchval(
+                queries["apply_receipts"],
+                campaign_id,
+                [r.delivery_id for r in rows],
+                [str(r.status) for r in rows],
+                [r.provider_message_id for r in rows],
+                [r.error for r in rows],
+                shard,
+            )
+            if failed_emails and await fallback.add(conn, campaign_id, failed_emails, shard):
+                fell_back.add(campaign_id)
+    return fell_back
 
 
 class ReceiptWriter:
@@ -77,7 +94,7 @@ class ReceiptWriter:
         self._pool = pool
         self._max_batch = max_batch
         self._max_delay = max_delay
-        self._waiting: list[tuple[Receipt, asyncio.Future[None]]] = []
+        self._waiting: list[tuple[Receipt, asyncio.Future[bool]]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -96,13 +113,14 @@ class ReceiptWriter:
         while self._waiting:
             await self._flush()
 
-    async def apply(self, receipt: Receipt) -> None:
-        """Store one receipt; returns once it is committed, raises if the write failed."""
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    async def apply(self, receipt: Receipt) -> bool:
+        """Store one receipt; returns once it is committed, raises if the write failed.
+        True when its campaign gained fallback SMS in that write (their chains must run)."""
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._waiting.append((receipt, done))
         if len(self._waiting) >= self._max_batch:
             self._wake.set()
-        await done
+        return await done
 
     async def _run(self) -> None:
         while not self._closing:
@@ -117,7 +135,7 @@ class ReceiptWriter:
         del self._waiting[: self._max_batch]
         try:
             async with self._pool.acquire() as conn:
-                await store_receipts(conn, (receipt for receipt, _ in batch))
+                fell_back = await store_receipts(conn, (receipt for receipt, _ in batch))
         except Exception as exc:  # whatever it was, the writer itself must live on
             log.warning(
                 "receipts not stored; the provider will retry",
@@ -127,6 +145,6 @@ class ReceiptWriter:
                 if not done.done():
                     done.set_exception(exc)
             return
-        for _, done in batch:
+        for receipt, done in batch:
             if not done.done():
-                done.set_result(None)
+                done.set_result(receipt.campaign_id in fell_back)

@@ -46,6 +46,8 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
     }
     async with deps.pool.acquire() as conn:
         await conn.execute(queries["expire_idempotency_keys"])
+        for row in await conn.fetch(queries["reopen_unfinished"]):
+            log.info("completed campaign reopened", extra={"campaign_id": str(row["id"])})
         await conn.execute(queries["forget_claims"])
         await conn.execute(queries["forget_workers"])
         live = (

@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TypeVar
 
+from notifier import fallback as sms_fallback
 from notifier.db import DATABASE_DOWN, Conn, Pool, counter_shard, queries
 from notifier.providers import Outcome, SendResult
 from notifier.settings import Settings
@@ -141,10 +142,9 @@ class Recorder:
             async with conn.transaction():
                 await conn.fetch(queries["record_results"], *args)
                 if fallback:
-                    added = await conn.fetchval(
-                        queries["add_fallback"], self._campaign_id, fallback, counter_shard()
+                    self.fallbacks_added += await sms_fallback.add(
+                        conn, self._campaign_id, fallback, counter_shard()
                     )
-                    self.fallbacks_added += int(added or 0)
 
         await self._retrying("recording results failed", write)
         self.slices += 1

@@ -8,15 +8,18 @@ import hmac
 import logging
 import time
 import uuid
+from collections.abc import Iterable
 
 import orjson
 from aiohttp import web
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 
-from notifier import messageid, routes
-from notifier.api.context import RECEIPTS, SETTINGS
+from notifier import chains, messageid, routes
+from notifier.api.context import RECEIPTS, REDIS, SETTINGS
 from notifier.api.responses import render
 from notifier.errors import BadRequest, Forbidden, NotFound
+from notifier.models import Channel
 from notifier.providers.twilio import callback_signed
 from notifier.receipts import EMAIL_FINAL, TWILIO_FINAL, Receipt
 from notifier.schemas.common import field_errors
@@ -116,8 +119,27 @@ async def email_events(request: web.Request) -> web.Response:
         )
     # Handed over together, so that one post's events share one write.
     writer = request.app[RECEIPTS]
-    await asyncio.gather(*(writer.apply(r) for r in receipts))
+    gained = await asyncio.gather(*(writer.apply(r) for r in receipts))
+    await _run_sms_chains(
+        request.app, {r.campaign_id for r, more in zip(receipts, gained, strict=True) if more}
+    )
     return render(EmailEventsResult(received=len(events), applied=len(receipts)))
+
+
+async def _run_sms_chains(app: web.Application, campaign_ids: Iterable[uuid.UUID]) -> None:
+    """Bounces gave these campaigns fallback SMS: make sure their SMS dispatch chains run.
+    The SMS are stored already, so with Redis out of reach the reconciler starts the chains
+    on its next pass, and the relay's post has succeeded all the same."""
+    for campaign_id in campaign_ids:
+        try:
+            await chains.ensure(
+                app[REDIS], str(campaign_id), [Channel.SMS], app[SETTINGS].chains_per_channel
+            )
+        except (OSError, RedisError):
+            log.warning(
+                "fallback SMS chains not started; the reconciler will start them",
+                extra={"campaign_id": str(campaign_id)},
+            )
 
 
 def _email_events(body: bytes) -> list[EmailEvent]:

@@ -2,7 +2,8 @@
 -- Providers' final receipts for one campaign ($1, so only its partition is read), in bulk:
 -- each moves its delivery forward from pending, sending or sent only, so a terminal status
 -- is never overwritten and replays change nothing. A receipt naming another message than
--- the one recorded for the delivery is ignored.
+-- the one recorded for the delivery is ignored. Returns the ids of the emails it failed
+-- (a bounce after the relay accepted the message): candidates for the SMS fallback.
 WITH r AS (
     SELECT $1::uuid AS campaign_id, r.*
     FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[])
@@ -45,4 +46,5 @@ WITH r AS (
     INSERT INTO delivery_events (campaign_id, delivery_id, status, provider_message_id, detail)
     SELECT campaign_id, id, becomes, provider_message_id, error FROM moved
 )
-SELECT count(*)::int FROM moved
+SELECT coalesce(array_agg(id) FILTER (WHERE channel = 'email' AND becomes = 'failed'), '{}')
+FROM moved

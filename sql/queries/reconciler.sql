@@ -8,6 +8,15 @@ SELECT id, state, channels, rate_limit_per_second, extract(epoch FROM now()) AS 
 FROM campaigns WHERE state IN ('sending', 'paused', 'cancelled') AND
       (state <> 'cancelled' OR completed_at > now() - interval '1 hour')
 
+-- reopen_unfinished --
+-- Campaigns completed within the hour that have pending deliveries again (a fallback SMS
+-- for a bounce that came after the last send, or one added while the campaign completed)
+-- send again; they complete once those are settled.
+UPDATE campaigns c SET state = 'sending', completed_at = NULL
+WHERE c.state = 'completed' AND c.completed_at > now() - interval '1 hour'
+  AND EXISTS (SELECT 1 FROM deliveries d WHERE d.campaign_id = c.id AND d.status = 'pending')
+RETURNING c.id
+
 -- live_workers --
 -- Workers that beat within the last $1 seconds.
 SELECT id FROM workers WHERE beat_at > now() - make_interval(secs => $1)

@@ -74,25 +74,6 @@ WITH r AS (
 )
 SELECT becomes AS status, count(*)::int AS n FROM moved GROUP BY becomes
 
--- add_fallback --
--- Recipients among $2 whose email failed for good get an SMS instead (the campaign's fallback).
-WITH made AS (
-    INSERT INTO deliveries (campaign_id, id, recipient_id, channel, verification_code)
-    SELECT $1, nextval('deliveries_id_seq'), d.recipient_id, 'sms', new_verification_code()
-    FROM deliveries d
-    JOIN recipients r ON r.campaign_id = d.campaign_id AND r.id = d.recipient_id
-    WHERE d.campaign_id = $1 AND d.id = ANY($2::bigint[]) AND d.channel = 'email'
-      AND d.status = 'failed' AND (r.phone_hash IS NOT NULL OR r.phone IS NOT NULL)
-    ON CONFLICT (campaign_id, recipient_id, channel) DO NOTHING
-    RETURNING 1
-), counted AS (
-    INSERT INTO delivery_counts (campaign_id, channel, status, shard, n)
-    SELECT $1, 'sms', 'pending', $3, count(*) FROM made HAVING count(*) > 0
-    ON CONFLICT (campaign_id, channel, status, shard)
-    DO UPDATE SET n = delivery_counts.n + EXCLUDED.n
-)
-SELECT count(*)::int FROM made
-
 -- hand_over --
 -- Before deliveries of claim $1 up to id $2 go to a provider: the mark that says they may
 -- have. No row when the claim was reclaimed (the batch is no longer this worker's); else
