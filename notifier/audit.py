@@ -19,9 +19,11 @@ async def record(
     target: str | None,
     status: int,
     client: str | None,
+    detail: str | None = None,
 ) -> None:
-    """Append one mutating call."""
-    await conn.execute(queries["record_audit"], key_id, action, target, status, client)
+    """Append one mutating call (`detail`: what the call itself said of it, e.g. the reason
+    for launching over a checklist's missing items)."""
+    await conn.execute(queries["record_audit"], key_id, action, target, status, client, detail)
 
 
 async def list_page(

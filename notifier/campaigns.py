@@ -158,8 +158,12 @@ async def counts(conn: Conn, campaign: Campaign) -> dict[str, dict[str, int]]:
     return result
 
 
-async def change_state(conn: Conn, campaign_id: uuid.UUID, action: str) -> Campaign:
-    """Apply `launch`, `pause`, `resume` or `cancel`; an illegal change is a Conflict."""
+async def change_state(
+    conn: Conn, campaign_id: uuid.UUID, action: str, *, override: Mapping[str, Any] | None = None
+) -> Campaign:
+    """Apply `launch`, `pause`, `resume` or `cancel`; an illegal change is a Conflict. A
+    launch with an `override` (its reason, and the items its notice lacks) records it on the
+    campaign and in the ledger, in the launch's transaction."""
     allowed_from, target = CAMPAIGN_TRANSITIONS[action]
     async with conn.transaction():
         row = await conn.fetchrow(queries["lock_campaign"], campaign_id)
@@ -170,6 +174,10 @@ async def change_state(conn: Conn, campaign_id: uuid.UUID, action: str) -> Campa
             raise Conflict(f"cannot {action} a campaign that is {current}")
         if action == "launch":
             await _create_deliveries(conn, row)
+            if override is not None:
+                await conn.execute(
+                    queries["record_launch_override"], campaign_id, orjson.dumps(override).decode()
+                )
         row = await conn.fetchrow(
             queries["set_campaign_state"],
             campaign_id,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 
@@ -11,13 +12,22 @@ from notifier import campaigns as service
 from notifier import chains, recipients
 from notifier.api import params
 from notifier.api.bodies import read_model
-from notifier.api.context import KEY, POOL, REDIS, SEALER, SETTINGS, Handler, requires
+from notifier.api.context import (
+    AUDIT_DETAIL,
+    KEY,
+    POOL,
+    REDIS,
+    SEALER,
+    SETTINGS,
+    Handler,
+    requires,
+)
 from notifier.api.idempotency import BODY_DIGEST
 from notifier.api.responses import render
 from notifier.campaigns import Campaign
 from notifier.checklist import check
 from notifier.db import Conn
-from notifier.errors import RequestTimeout, UnsupportedMediaType
+from notifier.errors import Conflict, RequestTimeout, UnsupportedMediaType
 from notifier.imports.upload import MEDIA_TYPES
 from notifier.models import Scope
 from notifier.schemas import campaigns as schemas
@@ -126,13 +136,49 @@ async def checklist(request: web.Request) -> web.Response:
     return render(schemas.Checklist(complete=not missing, missing=missing, checks=checks))
 
 
+async def _launch_override(request: web.Request, campaign: Campaign) -> dict[str, Any] | None:
+    """A launch of a notice that lacks what its laws require is a 409 naming each missing
+    item, unless the request overrides it with a reason; the override, for the record."""
+    launch = (
+        await read_model(request, schemas.LaunchRequest)
+        if request.body_exists
+        else schemas.LaunchRequest()
+    )
+    missing = [c for c in check(campaign) if not c.carried]
+    if not missing:
+        return None
+    if launch.override is None:
+        raise Conflict(
+            f"the notice lacks {len(missing)} item(s) its laws require; fix the templates or "
+            "facts, or launch with an override and its reason",
+            errors=[
+                {
+                    "field": f"templates.{c.channel}.{c.locale}",
+                    "message": f"{c.version}: {c.requirement} ({c.article})",
+                }
+                for c in missing
+            ],
+        )
+    reason = launch.override.reason
+    request[AUDIT_DETAIL] = f"launched over {len(missing)} missing item(s): {reason}"
+    return {
+        "reason": reason,
+        "key_id": str(request[KEY].id),
+        "missing": [f"{c.version} {c.channel} {c.locale} {c.item}" for c in missing],
+    }
+
+
 def transition(action: str) -> Handler:
     """The handler of one state change: launch, pause, resume or cancel."""
 
     @requires(Scope.CAMPAIGNS_WRITE)
     async def handler(request: web.Request) -> web.Response:
+        campaign_id = params.campaign_id(request)
         async with request.app[POOL].acquire() as conn:
-            campaign = await service.change_state(conn, params.campaign_id(request), action)
+            override = None
+            if action == "launch":
+                override = await _launch_override(request, await service.get(conn, campaign_id))
+            campaign = await service.change_state(conn, campaign_id, action, override=override)
             body = await view(conn, campaign)
         if action in ("launch", "resume"):
             await chains.ensure(

@@ -20,6 +20,8 @@ REDIS = web.AppKey("redis", ArqRedis)
 RECEIPTS = web.AppKey("receipts", ReceiptWriter)
 SEALER = web.AppKey("sealer", Sealer)
 KEY = web.RequestKey("api_key", ApiKey)
+# What a handler has the audit log say of its call, besides who did what.
+AUDIT_DETAIL = web.RequestKey("audit_detail", str)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

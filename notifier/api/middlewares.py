@@ -8,7 +8,7 @@ import logging
 from aiohttp import web
 
 from notifier import audit, keys, ratelimit
-from notifier.api.context import KEY, POOL, REDIS, SETTINGS, Handler, scope_of
+from notifier.api.context import AUDIT_DETAIL, KEY, POOL, REDIS, SETTINGS, Handler, scope_of
 from notifier.api.responses import error_response, problem
 from notifier.db import translate
 from notifier.errors import NotifierError
@@ -74,6 +74,7 @@ async def audited(request: web.Request, handler: Handler) -> web.StreamResponse:
                     target=request.match_info.get("id"),
                     status=status,
                     client=request.remote,
+                    detail=request.get(AUDIT_DETAIL),
                 )
         except Exception:
             log.exception("audit record not written", extra={"path": request.path})

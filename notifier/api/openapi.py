@@ -21,6 +21,7 @@ from notifier.schemas.campaigns import (
     CampaignCreate,
     CampaignList,
     Checklist,
+    LaunchRequest,
     UploadResult,
 )
 from notifier.schemas.common import Problem
@@ -31,7 +32,7 @@ from notifier.schemas.webhooks import EmailEvents, EmailEventsResult
 J = dict[str, Any]
 
 # Bodies the API reads, and bodies it writes: each model's schema for its direction.
-REQUESTS: tuple[type[BaseModel], ...] = (CampaignCreate, KeyCreate, EmailEvents)
+REQUESTS: tuple[type[BaseModel], ...] = (CampaignCreate, LaunchRequest, KeyCreate, EmailEvents)
 RESPONSES: tuple[type[BaseModel], ...] = (
     Campaign,
     CampaignList,
@@ -172,6 +173,25 @@ def _transition(action: str, effect: str) -> J:
     }
 
 
+def _launch() -> J:
+    """Launch: a transition that may carry an override of the checklist's missing items."""
+    op = _transition(
+        "launch",
+        "start sending; 409 naming each item the notice lacks of what its laws require, "
+        "unless the body overrides it with a reason",
+    )
+    op["post"]["requestBody"] = {
+        "required": False,
+        "content": {"application/json": {"schema": _ref(LaunchRequest)}},
+    }
+    op["post"]["responses"] |= {
+        "400": _problem("The body is not JSON"),
+        "415": _problem("The body is not application/json"),
+        "422": _problem("The override is not valid"),
+    }
+    return op
+
+
 def _paths() -> J:
     ok = {"description": "OK"}
     read, write, admin = Scope.CAMPAIGNS_READ, Scope.CAMPAIGNS_WRITE, Scope.KEYS_ADMIN
@@ -248,7 +268,7 @@ def _paths() -> J:
                 params=[_ID],
             )
         },
-        "/v1/campaigns/{id}/launch": _transition("launch", "start sending"),
+        "/v1/campaigns/{id}/launch": _launch(),
         "/v1/campaigns/{id}/pause": _transition("pause", "no new sends start"),
         "/v1/campaigns/{id}/resume": _transition("resume", "sending continues"),
         "/v1/campaigns/{id}/cancel": _transition("cancel", "pending deliveries are cancelled"),

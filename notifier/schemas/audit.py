@@ -20,6 +20,9 @@ class AuditEntry(View):
     target: str | None
     status: int
     client: str | None
+    detail: str | None = Field(
+        default=None, description="what the call said of itself: a launch override's reason"
+    )
 
 
 class AuditList(Page[AuditEntry]):

@@ -302,6 +302,24 @@ class Campaign(View):
     eta_seconds: float | None
 
 
+class Override(Body):
+    """Launch although the checklist finds items missing, saying why."""
+
+    reason: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=10, max_length=1000),
+        Hint("required, 10 to 1000 characters: why the notice goes out without them"),
+    ]
+
+
+class LaunchRequest(Body):
+    """What a launch may carry: an override of the checklist's missing items."""
+
+    invalid: ClassVar[str] = "the launch request is not valid"
+
+    override: Override | None = None
+
+
 class Check(View):
     """One requirement of one law for one channel and locale, and whether it is carried."""
 

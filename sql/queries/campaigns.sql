@@ -132,3 +132,12 @@ SELECT analyze_campaign_partition('deliveries', $1)
 -- clock --
 -- The database's time in epoch seconds (progress samples are taken by it).
 SELECT extract(epoch FROM now())::float8
+
+-- record_launch_override --
+-- A launch over missing checklist items: its reason and what was missing, on the campaign and
+-- in the ledger (delivery 0 stands for the campaign itself).
+WITH kept AS (
+    UPDATE campaigns SET launch_override = $2::jsonb WHERE id = $1
+)
+INSERT INTO delivery_events (campaign_id, delivery_id, status, detail)
+VALUES ($1, 0, 'launch_override', $2)

@@ -7,9 +7,12 @@ import uuid
 from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest
 
+from notifier import ledger as ledger_service
 from notifier.law import LAW
+from tests import factories
 from tests.integration.test_incident import FACTS, _incident
 
 pytestmark = pytest.mark.timeout(60)
@@ -109,3 +112,58 @@ async def test_a_campaign_held_to_no_law_has_nothing_to_check(api: aiohttp.Clien
     assert found == {"complete": True, "missing": 0, "checks": []}
     async with api.get(f"/v1/campaigns/{uuid.uuid4()}/checklist") as resp:
         assert resp.status == 404
+
+
+async def _launch(api: aiohttp.ClientSession, cid: str, body: Any = None) -> tuple[int, Any]:
+    async with api.post(f"/v1/campaigns/{cid}/launch", json=body) as resp:
+        return resp.status, await resp.json()
+
+
+async def test_a_notice_lacking_items_launches_only_with_an_override_on_record(
+    api: aiohttp.ClientSession, db: asyncpg.Connection
+) -> None:
+    async with api.post("/v1/campaigns", json=_incident(jurisdictions=["kr-pipa"])) as resp:
+        cid = (await resp.json())["id"]
+    status, _ = await factories.upload(api, cid, factories.recipients_csv(3))
+    assert status == 200
+    status, problem = await _launch(api, cid)
+    assert status == 409 and "8 item(s)" in problem["detail"]
+    assert {
+        "field": "templates.email.ko",
+        "message": f"kr-pipa@2023-09-15: {LAW.items['remedies']} (PIPA art. 34(1)(4))",
+    } in problem["errors"]
+    status, problem = await _launch(api, cid, {"override": {"reason": "short"}})
+    assert status == 422 and problem["errors"][0]["field"] == "override.reason"
+    assert (await factories.get_campaign(api, cid))["state"] == "draft"
+
+    reason = "the regulator asked for notice today; the remedies page follows tomorrow"
+    status, _ = await _launch(api, cid, {"override": {"reason": reason}})
+    assert status == 202
+    kept = await db.fetchval("SELECT launch_override FROM campaigns WHERE id = $1", uuid.UUID(cid))
+    assert reason in kept and "kr-pipa@2023-09-15 email ko remedies" in kept
+    audit = await db.fetchval(
+        "SELECT detail FROM audit_log WHERE target = $1 AND action LIKE '%launch' AND status = 202",
+        cid,
+    )
+    assert audit == f"launched over 8 missing item(s): {reason}"
+    ledger = await db.fetchval(
+        "SELECT detail FROM delivery_events WHERE campaign_id = $1 AND status = 'launch_override'"
+        " AND seq IS NOT NULL",
+        uuid.UUID(cid),
+    )
+    assert reason in ledger
+    assert (await ledger_service.verify(db, uuid.UUID(cid))).ok  # the chain holds with it
+
+
+async def test_a_complete_notice_launches_without_more_ado(api: aiohttp.ClientSession) -> None:
+    body = _incident(
+        jurisdictions=["kr-pipa"],
+        facts=COMPLETE_FACTS,
+        templates=_templates(CA_HEADINGS + " {{ remedies }}"),
+    )
+    async with api.post("/v1/campaigns", json=body) as resp:
+        cid = (await resp.json())["id"]
+    status, _ = await factories.upload(api, cid, factories.recipients_csv(3))
+    assert status == 200
+    status, _ = await _launch(api, cid)
+    assert status == 202
