@@ -173,13 +173,31 @@ def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_ledger_verify(settings: Settings, args: argparse.Namespace) -> int:
     from notifier import ledger
 
-    try:
-        campaign_id = uuid.UUID(args.campaign)
-    except ValueError:
-        raise SettingsError(f"{args.campaign!r} is not a campaign id") from None
+    campaign_id = _campaign_id(args.campaign)
     verdict = _with_db(settings, lambda conn: ledger.verify(conn, campaign_id))
     print(verdict.describe())
     return 0 if verdict.ok else 1
+
+
+def _campaign_id(raw: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise SettingsError(f"{raw!r} is not a campaign id") from None
+
+
+def cmd_plan(settings: Settings, args: argparse.Namespace) -> int:
+    from notifier import campaigns, plan
+
+    campaign_id = _campaign_id(args.campaign)
+
+    async def work(conn: Any) -> plan.Plan:
+        return await plan.plan(conn, await campaigns.get(conn, campaign_id), settings)
+
+    found = _with_db(settings, work)
+    for line in plan.describe(found):
+        print(line)
+    return 0 if found.meets_deadline is not False else 1
 
 
 def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
@@ -292,6 +310,12 @@ def parser() -> argparse.ArgumentParser:
     )
     lv.add_argument("campaign", help="campaign id")
     lv.set_defaults(func=cmd_ledger_verify)
+    pl = sub.add_parser(
+        "plan",
+        help="a campaign's deadlines and forecast finish; exit 1 if it will miss a deadline",
+    )
+    pl.add_argument("campaign", help="campaign id")
+    pl.set_defaults(func=cmd_plan)
     pu = sub.add_parser(
         "purge",
         help="remove contact details of campaigns finished longer ago than --older-than",

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from notifier import campaigns as service
 from notifier import chains, recipients
+from notifier import plan as planner
 from notifier.api import params
 from notifier.api.bodies import read_model
 from notifier.api.context import (
@@ -166,6 +167,14 @@ async def _launch_override(request: web.Request, campaign: Campaign) -> dict[str
         "key_id": str(request[KEY].id),
         "missing": [f"{c.version} {c.channel} {c.locale} {c.item}" for c in missing],
     }
+
+
+@requires(Scope.CAMPAIGNS_READ)
+async def plan(request: web.Request) -> web.Response:
+    async with request.app[POOL].acquire() as conn:
+        campaign = await service.get(conn, params.campaign_id(request))
+        found = await planner.plan(conn, campaign, request.app[SETTINGS])
+    return render(schemas.Plan.model_validate(found, from_attributes=True))
 
 
 def transition(action: str) -> Handler:

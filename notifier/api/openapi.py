@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from notifier import __version__, routes
+from notifier import __version__, notice_page, routes
 from notifier.api.params import MAX_LIMIT
 from notifier.models import Channel, DeliveryStatus, Scope
 from notifier.schemas.audit import AuditList
@@ -22,6 +22,7 @@ from notifier.schemas.campaigns import (
     CampaignList,
     Checklist,
     LaunchRequest,
+    Plan,
     UploadResult,
 )
 from notifier.schemas.common import Problem
@@ -37,6 +38,7 @@ RESPONSES: tuple[type[BaseModel], ...] = (
     Campaign,
     CampaignList,
     Checklist,
+    Plan,
     UploadResult,
     DeliveryList,
     RecipientDeliveries,
@@ -147,6 +149,7 @@ _CAMPAIGN_LINKS: J = {
         ("GetCampaign", "/v1/campaigns/{id}", "get"),
         ("UploadRecipients", "/v1/campaigns/{id}/recipients", "post"),
         ("Checklist", "/v1/campaigns/{id}/checklist", "get"),
+        ("Plan", "/v1/campaigns/{id}/plan", "get"),
         ("Launch", "/v1/campaigns/{id}/launch", "post"),
         ("Pause", "/v1/campaigns/{id}/pause", "post"),
         ("Resume", "/v1/campaigns/{id}/resume", "post"),
@@ -268,6 +271,17 @@ def _paths() -> J:
                 params=[_ID],
             )
         },
+        "/v1/campaigns/{id}/plan": {
+            "get": _op(
+                "The deadline clock and the capacity planner: each duty of the campaign's "
+                "laws with its deadline and time left, and per channel the work left, the "
+                "rate it can expect, the forecast finish and, if it misses the deadline, the "
+                "rate that would meet it",
+                {"200": _ok("The plan", Plan), "404": _problem("No such campaign")},
+                scope=read,
+                params=[_ID],
+            )
+        },
         "/v1/campaigns/{id}/launch": _launch(),
         "/v1/campaigns/{id}/pause": _transition("pause", "no new sends start"),
         "/v1/campaigns/{id}/resume": _transition("resume", "sending continues"),
@@ -319,6 +333,25 @@ def _paths() -> J:
                 },
                 scope=read,
                 params=[_ID],
+            )
+        },
+        notice_page.PATH: {
+            "get": _op(
+                "The full notice of a launched campaign, published: every item its facts give "
+                "in a locale (else the default), under the headings its laws prescribe. Public; "
+                "campaign-level facts only",
+                {
+                    "200": {
+                        "description": "The notice, as an HTML page",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    },
+                    "404": _problem("No such campaign, or not launched, or no facts"),
+                },
+                params=[
+                    _ID,
+                    _path_param("locale", {"type": "string"})
+                    | {"description": "a language tag; an unknown one gets the default locale"},
+                ],
             )
         },
         "/v1/recipients/{external_id}/deliveries": {

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from notifier import routes
-from notifier.api import campaigns, deliveries, keys, public, unreachable, webhooks
+from notifier import notice_page, routes
+from notifier.api import campaigns, deliveries, keys, notice, public, unreachable, webhooks
 
 
 def setup_routes(app: web.Application) -> None:
@@ -20,11 +20,13 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/v1/campaigns/{id}", campaigns.get)
     r.add_post("/v1/campaigns/{id}/recipients", campaigns.upload)
     r.add_get("/v1/campaigns/{id}/checklist", campaigns.checklist)
+    r.add_get("/v1/campaigns/{id}/plan", campaigns.plan)
     for action in ("launch", "pause", "resume", "cancel"):
         r.add_post(f"/v1/campaigns/{{id}}/{action}", campaigns.transition(action))
     r.add_get("/v1/campaigns/{id}/deliveries", deliveries.list_)
     r.add_get("/v1/campaigns/{id}/report", deliveries.report)
     r.add_get("/v1/campaigns/{id}/unreachable", unreachable.report)
+    r.add_get(notice_page.PATH, notice.page)
     r.add_get("/v1/recipients/{external_id}/deliveries", deliveries.for_recipient)
     r.add_get(routes.VERIFY, public.verify)
     r.add_post(routes.TWILIO_STATUS, webhooks.twilio_status)

@@ -341,6 +341,50 @@ class Checklist(View):
     checks: list[Check]
 
 
+class PlanDeadline(View):
+    """One duty of one law: by when, and how long is left (negative: overdue)."""
+
+    jurisdiction: str
+    version: str
+    duty: Literal["notice", "report"] = Field(
+        description="notice: to each person; report: to the authority"
+    )
+    what: str
+    article: str
+    applies: bool = Field(description="false below the duty's threshold of people affected")
+    due_at: datetime | None = Field(description='null: "without undue delay", no fixed hours')
+    seconds_left: float | None
+
+
+class PlanForecast(View):
+    """One channel's work left, the rate it can expect, and when it would finish."""
+
+    channel: Channel
+    left: int
+    rate: float = Field(description="deliveries a second this campaign can expect")
+    sharing: int = Field(description="campaigns sending on the channel, this one included")
+    seconds: float | None
+    finish_at: datetime | None
+    meets_deadline: bool | None
+    needed_rate: float | None = Field(
+        description="the rate that would meet the deadline, when the forecast misses it"
+    )
+
+
+class Plan(View):
+    """The deadline clock and the capacity planner."""
+
+    now: datetime
+    deadline: datetime | None = Field(
+        description="the earliest applicable deadline of a notice to people"
+    )
+    finish_at: datetime | None
+    meets_deadline: bool | None
+    observed_rate: float | None = Field(description="the measured send rate, while sending")
+    deadlines: list[PlanDeadline]
+    forecasts: list[PlanForecast]
+
+
 class CampaignList(Page[Campaign]):
     """A page of campaigns, newest first."""
 
