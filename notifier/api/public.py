@@ -8,7 +8,7 @@ import logging
 
 from aiohttp import web
 
-from notifier import db, deliveries, ratelimit
+from notifier import db, deliveries, notice_page, ratelimit, routes
 from notifier.api.context import POOL, REDIS, SETTINGS
 from notifier.api.openapi import document
 from notifier.api.responses import json_response, render
@@ -92,7 +92,9 @@ async def verify(request: web.Request) -> web.Response:
     await _throttle(request)
     async with request.app[POOL].acquire() as conn:
         found = await deliveries.verify(conn, request.match_info["code"][:64])
-    if found is None:
-        raise NotFound(_NOT_GENUINE)
-    answer = Verification.model_validate({"genuine": True, **found})
+        if found is None:
+            raise NotFound(_NOT_GENUINE)
+        base = routes.base_url(request.app[SETTINGS].public_base_url)
+        url = await notice_page.link(conn, base, found["campaign_id"], found["locale"])
+    answer = Verification.model_validate({"genuine": True, **found, "notice_url": url})
     return render(answer, headers={"Cache-Control": "no-store"})

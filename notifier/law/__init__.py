@@ -49,6 +49,8 @@ class RuleSet:
     title: Requirement | None = None
     headings: tuple[str, ...] = ()
     headings_article: str = ""
+    sections: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """Heading -> the notice items under it, for a notice laid out under `headings`."""
     substitute: Duty | None = None
     report: Duty | None = None
 
@@ -76,6 +78,7 @@ def _ruleset(raw: Mapping[str, Any], items: Mapping[str, str]) -> RuleSet:
         raise ValueError(f"rule set {raw['id']} names unknown notice items {unknown}")
     title = notice.get("title")
     headings = notice.get("headings", {})
+    sections = _sections(raw["id"], notice.get("sections", {}), headings.get("text", ()), items)
     return RuleSet(
         id=raw["id"],
         name=raw["name"],
@@ -87,9 +90,27 @@ def _ruleset(raw: Mapping[str, Any], items: Mapping[str, str]) -> RuleSet:
         title=Requirement(item=title["text"], article=title["article"]) if title else None,
         headings=tuple(headings.get("text", ())),
         headings_article=headings.get("article", ""),
+        sections=sections,
         substitute=_duty(raw["substitute"]) if "substitute" in raw else None,
         report=_duty(raw["report"]) if "report" in raw else None,
     )
+
+
+def _sections(
+    ruleset_id: str,
+    raw: Mapping[str, Sequence[str]],
+    headings: Sequence[str],
+    items: Mapping[str, str],
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The items under each prescribed heading: the headings as prescribed, in their order,
+    each item known and placed once."""
+    if raw and list(raw) != list(headings):
+        raise ValueError(f"rule set {ruleset_id}: sections must name the headings, in order")
+    placed = [item for under in raw.values() for item in under]
+    unknown = sorted(set(placed) - set(items))
+    if unknown or len(placed) != len(set(placed)):
+        raise ValueError(f"rule set {ruleset_id}: sections place unknown or repeated items")
+    return tuple((heading, tuple(under)) for heading, under in raw.items())
 
 
 @dataclass(frozen=True, slots=True)

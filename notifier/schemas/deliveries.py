@@ -55,9 +55,15 @@ class RecipientDeliveries(View):
 
 
 class Verification(View):
-    """A genuine notice: which campaign, channel and time; nothing personal."""
+    """A genuine notice: which campaign, channel and time, and where its full text is;
+    nothing personal."""
 
     genuine: bool = Field(description="always true: an unknown code is a 404")
     campaign: str
     channel: Channel
     sent_at: datetime | None
+    notice_url: str | None = Field(
+        default=None,
+        description="the campaign's full notice, published, in the person's language when it "
+        "has one (else the campaign's default); null while none is published",
+    )

@@ -42,9 +42,11 @@ ORDER BY c.seq DESC, d.channel
 LIMIT $2
 
 -- verify_code --
--- Whether a code belongs to a notice this service sent; reveals no personal data.
-SELECT c.name AS campaign, d.channel, d.sent_at
+-- Whether a code belongs to a notice this service sent; reveals no personal data (the
+-- locale, one of the campaign's own, only chooses the language of the published notice).
+SELECT c.name AS campaign, d.channel, d.sent_at, d.campaign_id, r.locale
 FROM deliveries d JOIN campaigns c ON c.id = d.campaign_id
+LEFT JOIN recipients r ON r.campaign_id = d.campaign_id AND r.id = d.recipient_id
 WHERE d.verification_code = $1
   AND (d.sent_at IS NOT NULL OR d.status IN ('sending', 'sent', 'delivered'))
 LIMIT 1

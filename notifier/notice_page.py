@@ -1,0 +1,178 @@
+"""The full notice, published: one public page per launched campaign and locale.
+
+An SMS is too short for the whole notice, and people who cannot be reached need a notice
+posted on the website (PIPA: for at least 30 days); the page is both. It carries every item
+the campaign's facts give in that locale, under the headings its laws prescribe (California's
+title and five headings, on an English page; which item goes under which heading is data in
+`notifier/law/rulesets.toml`), else under each item's description. Only campaign-level facts:
+never anything of a recipient.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from importlib import resources
+
+from notifier import campaigns
+from notifier.campaigns import Campaign
+from notifier.checklist import rulesets
+from notifier.db import Conn
+from notifier.errors import NotFound
+from notifier.law import FACTS, LAW, RuleSet
+from notifier.templates.environment import HTML_ENV
+from notifier.templates.locales import lookup
+
+PATH = "/v1/campaigns/{id}/notice/{locale}"
+# The language the laws' prescribed wording is written in.
+_WORDING_LOCALE = "en"
+_TEMPLATE = HTML_ENV.from_string(
+    resources.files(__package__).joinpath("notice_page.html").read_text("utf-8")
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Item:
+    """One item's text, as paragraphs of lines (the facts are plain text)."""
+
+    label: str | None
+    paragraphs: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Section:
+    """A heading and the items under it."""
+
+    heading: str
+    items: tuple[Item, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NoticePage:
+    """What the page shows: campaign-level facts only."""
+
+    name: str
+    incident_ref: str
+    locale: str
+    title: str | None
+    sections: tuple[Section, ...]
+    notice_date: date
+    published_at: datetime
+    laws: tuple[tuple[str, str], ...]
+    """(name, version) of each law the campaign is held to."""
+
+
+def notice_url(base: str, campaign_id: uuid.UUID, locale: str) -> str:
+    """The page's address (`base` from notifier.routes.base_url())."""
+    return base + PATH.format(id=campaign_id, locale=locale)
+
+
+async def published(conn: Conn, campaign_id: uuid.UUID) -> Campaign:
+    """A launched campaign, or NotFound: the same for an unknown id and a campaign never
+    launched (a draft, or one cancelled as a draft). A campaign cancelled after its launch
+    keeps its page: people were told, and may come to read and check it."""
+    campaign = await campaigns.find(conn, campaign_id)
+    if campaign is None or campaign.launched_at is None:
+        raise NotFound(f"no published notice for campaign {campaign_id}")
+    return campaign
+
+
+def locale_of(campaign: Campaign, requested: str | None) -> str | None:
+    """The facts' locale that serves a requested tag, else the default locale's; None when
+    the campaign gives no facts at all."""
+    available = [locale for locale, items in campaign.facts.items() if _given(items)]
+    found = lookup(requested or "", available) if requested else None
+    return found or lookup(campaign.default_locale, available) or min(available, default=None)
+
+
+async def link(conn: Conn, base: str, campaign_id: uuid.UUID, locale: str | None) -> str | None:
+    """The page for a recipient of the campaign, in their locale when there is one; None
+    while nothing is published."""
+    try:
+        campaign = await published(conn, campaign_id)
+    except NotFound:
+        return None
+    found = locale_of(campaign, locale)
+    return notice_url(base, campaign.id, found) if found else None
+
+
+def build(campaign: Campaign, requested: str | None) -> NoticePage:
+    """The page of a published campaign in a locale (or its fallback)."""
+    locale = locale_of(campaign, requested)
+    if locale is None or campaign.launched_at is None:
+        raise NotFound(f"no published notice for campaign {campaign.id}")
+    facts = campaign.facts[locale]
+    laws = rulesets(campaign)
+    layout = _layout(laws) if lookup(locale, [_WORDING_LOCALE]) else None
+    published_at = campaign.launched_at.astimezone(UTC).replace(microsecond=0)
+    return NoticePage(
+        name=campaign.name,
+        incident_ref=campaign.incident_ref,
+        locale=locale,
+        title=layout.title.item if layout is not None and layout.title else None,
+        sections=_sections(layout, facts),
+        notice_date=published_at.date(),
+        published_at=published_at,
+        laws=tuple((law.name, law.version) for law in laws),
+    )
+
+
+def html(page: NoticePage) -> str:
+    """The page as HTML, every fact escaped."""
+    return _TEMPLATE.render(page=page)
+
+
+def _given(facts: Mapping[str, str]) -> bool:
+    return any(_text(facts, item) for item in FACTS)
+
+
+def _text(facts: Mapping[str, str], item: str) -> str:
+    return (facts.get(item) or "").strip()
+
+
+def _layout(laws: Sequence[RuleSet]) -> RuleSet | None:
+    """The first of the campaign's laws that prescribes headings for the notice's items."""
+    return next((law for law in laws if law.sections), None)
+
+
+def _sections(layout: RuleSet | None, facts: Mapping[str, str]) -> tuple[Section, ...]:
+    """Under the prescribed headings (items no heading names follow, each under its own
+    description), else each item under its description, in the order of LAW.items."""
+    given = [item for item in LAW.items if item in FACTS and _text(facts, item)]
+    placed: list[Section] = []
+    taken: set[str] = set()
+    for heading, under in layout.sections if layout is not None else ():
+        present = [item for item in under if item in given]
+        taken.update(present)
+        if present:
+            placed.append(_section(heading, present, facts, labelled=len(present) > 1))
+    rest = [item for item in given if item not in taken]
+    return (*placed, *(_section(_describe(item), [item], facts) for item in rest))
+
+
+def _section(
+    heading: str, items: Collection[str], facts: Mapping[str, str], *, labelled: bool = False
+) -> Section:
+    return Section(
+        heading=heading,
+        items=tuple(
+            Item(
+                label=_describe(item) if labelled else None,
+                paragraphs=_paragraphs(_text(facts, item)),
+            )
+            for item in items
+        ),
+    )
+
+
+def _describe(item: str) -> str:
+    description = LAW.items[item]
+    return description[:1].upper() + description[1:]
+
+
+def _paragraphs(text: str) -> tuple[tuple[str, ...], ...]:
+    """Blank lines part paragraphs; other line breaks are kept within one."""
+    blocks = text.replace("\r\n", "\n").replace("\r", "\n").split("\n\n")
+    return tuple(tuple(block.strip("\n").split("\n")) for block in blocks if block.strip())
