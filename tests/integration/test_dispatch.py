@@ -65,7 +65,8 @@ async def test_two_thousand_recipients_get_each_channel_exactly_once(
             assert resp.status == 200
             found = await resp.json()
         assert found["genuine"] is True and found["channel"] == "sms"
-        assert set(found) == {"genuine", "campaign", "channel", "sent_at"}
+        assert set(found) == {"genuine", "campaign", "channel", "sent_at", "notice_url"}
+        assert found["notice_url"] is None  # a campaign without facts publishes no page
         async with (
             public.get("/v1/verify/0000000000000000") as unknown,
             public.get("/v1/verify/not-a-code") as malformed,
