@@ -16,7 +16,7 @@ from functools import partial
 from typing import Any
 
 from notifier.campaigns import Campaign, channels_of
-from notifier.law import LAW, RuleSet
+from notifier.law import LAW, RuleSet, in_wording_language
 from notifier.models import Channel
 from notifier.templates.checks import template_variables
 
@@ -77,7 +77,7 @@ def check(campaign: Campaign) -> list[Check]:
                 for rule in ruleset.items:
                     given = rule.item in _SERVICE_ITEMS or bool(facts.get(rule.item))
                     add(rule.item, LAW.items[rule.item], rule.article, rule.item in names and given)
-                if locale.lower().startswith("en"):  # the prescribed wording is English
+                if in_wording_language(locale):
                     _wording(ruleset, campaign.templates["email"][locale], add)
     return checks
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
 from notifier.db import Conn, queries
@@ -60,24 +60,42 @@ def report_cell(value: object) -> object:
     return value
 
 
+class CsvChunks:
+    """A report's rows written as CSV (each cell through report_cell), handed out as bytes
+    every `chunk_rows` rows, so that a report of millions streams in bounded memory."""
+
+    def __init__(self, header: Sequence[str], chunk_rows: int) -> None:
+        self._buffer = io.StringIO()
+        self._writer = csv.writer(self._buffer, lineterminator="\r\n")
+        self._writer.writerow(header)
+        self._chunk_rows = chunk_rows
+        self._rows = 0
+
+    def add(self, cells: Iterable[object]) -> bytes | None:
+        """Write one row; a chunk when `chunk_rows` more rows are ready, else None."""
+        self._writer.writerow([report_cell(c) for c in cells])
+        self._rows += 1
+        return self.rest() if self._rows % self._chunk_rows == 0 else None
+
+    def rest(self) -> bytes:
+        """What is written and not yet handed out."""
+        data = self._buffer.getvalue().encode()
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        return data
+
+
 async def report(
     conn: Conn, campaign_id: uuid.UUID, *, chunk_rows: int = 2000
 ) -> AsyncIterator[bytes]:
     """The campaign's evidence as CSV, streamed from a server-side cursor."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(REPORT_COLUMNS)
+    out = CsvChunks(REPORT_COLUMNS, chunk_rows)
     async with conn.transaction(readonly=True):
         cursor = conn.cursor(queries["report_rows"], campaign_id, prefetch=chunk_rows)
-        n = 0
         async for row in cursor:
-            writer.writerow([report_cell(row[c]) for c in REPORT_COLUMNS])
-            n += 1
-            if n % chunk_rows == 0:
-                yield buffer.getvalue().encode()
-                buffer.seek(0)
-                buffer.truncate()
-    yield buffer.getvalue().encode()
+            if chunk := out.add(row[c] for c in REPORT_COLUMNS):
+                yield chunk
+    yield out.rest()
 
 
 async def for_recipient(conn: Conn, external_id: str, limit: int = 1000) -> list[dict[str, Any]]:

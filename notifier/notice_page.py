@@ -16,18 +16,15 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from importlib import resources
 
-from notifier import campaigns
+from notifier import campaigns, routes
 from notifier.campaigns import Campaign
 from notifier.checklist import rulesets
 from notifier.db import Conn
 from notifier.errors import NotFound
-from notifier.law import FACTS, LAW, RuleSet
+from notifier.law import FACTS, LAW, RuleSet, in_wording_language
 from notifier.templates.environment import HTML_ENV
 from notifier.templates.locales import lookup
 
-PATH = "/v1/campaigns/{id}/notice/{locale}"
-# The language the laws' prescribed wording is written in.
-_WORDING_LOCALE = "en"
 _TEMPLATE = HTML_ENV.from_string(
     resources.files(__package__).joinpath("notice_page.html").read_text("utf-8")
 )
@@ -64,11 +61,6 @@ class NoticePage:
     """(name, version) of each law the campaign is held to."""
 
 
-def notice_url(base: str, campaign_id: uuid.UUID, locale: str) -> str:
-    """The page's address (`base` from notifier.routes.base_url())."""
-    return base + PATH.format(id=campaign_id, locale=locale)
-
-
 async def published(conn: Conn, campaign_id: uuid.UUID) -> Campaign:
     """A launched campaign, or NotFound: the same for an unknown id and a campaign never
     launched (a draft, or one cancelled as a draft). A campaign cancelled after its launch
@@ -95,7 +87,7 @@ async def link(conn: Conn, base: str, campaign_id: uuid.UUID, locale: str | None
     except NotFound:
         return None
     found = locale_of(campaign, locale)
-    return notice_url(base, campaign.id, found) if found else None
+    return routes.notice_url(base, campaign.id, found) if found else None
 
 
 def build(campaign: Campaign, requested: str | None) -> NoticePage:
@@ -105,7 +97,7 @@ def build(campaign: Campaign, requested: str | None) -> NoticePage:
         raise NotFound(f"no published notice for campaign {campaign.id}")
     facts = campaign.facts[locale]
     laws = rulesets(campaign)
-    layout = _layout(laws) if lookup(locale, [_WORDING_LOCALE]) else None
+    layout = _layout(laws) if in_wording_language(locale) else None
     published_at = campaign.launched_at.astimezone(UTC).replace(microsecond=0)
     return NoticePage(
         name=campaign.name,

@@ -1,12 +1,13 @@
 """Paths of the API that other parts of the service put into what they send: the public
-verification page in every notice and the status callback in every SMS. The API's route
-table and the worker both take them from here."""
+verification page in every notice, the published notice it leads to, and the status callback
+in every SMS. The API's route table and the worker both take them from here."""
 
 from __future__ import annotations
 
 import uuid
 
 VERIFY = "/v1/verify/{code}"
+NOTICE = "/v1/campaigns/{id}/notice/{locale}"
 TWILIO_STATUS = "/v1/webhooks/twilio/status"
 EMAIL_EVENTS = "/v1/webhooks/email/events"
 
@@ -20,6 +21,11 @@ def base_url(public_base_url: str) -> str:
 def verify_url(base: str, code: str) -> str:
     """Where a person checks a notice's verification code (`base` from base_url())."""
     return base + VERIFY.format(code=code)
+
+
+def notice_url(base: str, campaign_id: uuid.UUID, locale: str) -> str:
+    """A campaign's published notice in one locale."""
+    return base + NOTICE.format(id=campaign_id, locale=locale)
 
 
 def twilio_status_url(base: str, campaign_id: uuid.UUID, delivery_id: int) -> str:

@@ -17,13 +17,11 @@ Two kinds, both by account id only, never with an address, a number or another v
 
 from __future__ import annotations
 
-import csv
-import io
 import uuid
 from collections.abc import AsyncIterator
 
 from notifier.db import Conn, queries
-from notifier.deliveries import report_cell
+from notifier.deliveries import CsvChunks
 from notifier.imports.rows import Refused
 from notifier.providers import scrub
 
@@ -51,34 +49,17 @@ async def report(
 ) -> AsyncIterator[bytes]:
     """The campaign's unreachable people as CSV (`COLUMNS`), streamed from server-side
     cursors: the refused rows first, then the recipients every channel failed."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(COLUMNS)
-    n = 0
+    out = CsvChunks(COLUMNS, chunk_rows)
     async with conn.transaction(readonly=True, isolation="repeatable_read"):
         refused = conn.cursor(queries["rejected_unreachable"], campaign_id, prefetch=chunk_rows)
         async for row in refused:
-            writer.writerow(
-                (report_cell(row["external_id"]), row["reason"], "rejected", row["line"])
-            )
-            n += 1
-            if n % chunk_rows == 0:
-                yield _take(buffer)
+            if chunk := out.add((row["external_id"], row["reason"], "rejected", row["line"])):
+                yield chunk
         failed = conn.cursor(queries["failed_unreachable"], campaign_id, prefetch=chunk_rows)
         async for row in failed:
             # Provider replies are scrubbed before they are stored; scrubbed again here, as
             # this list is made to be published.
             reason = scrub(row["reason"], limit=_REASON_CHARS)
-            writer.writerow((report_cell(row["external_id"]), report_cell(reason), "failed", ""))
-            n += 1
-            if n % chunk_rows == 0:
-                yield _take(buffer)
-    yield _take(buffer)
-
-
-def _take(buffer: io.StringIO) -> bytes:
-    """What the buffer holds, encoded; the buffer is emptied."""
-    data = buffer.getvalue().encode()
-    buffer.seek(0)
-    buffer.truncate()
-    return data
+            if chunk := out.add((row["external_id"], reason, "failed", "")):
+                yield chunk
+    yield out.rest()

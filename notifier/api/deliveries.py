@@ -8,7 +8,7 @@ from notifier import campaigns as campaign_service
 from notifier import deliveries as service
 from notifier.api import params
 from notifier.api.context import POOL, requires
-from notifier.api.responses import render
+from notifier.api.responses import render, stream_csv
 from notifier.errors import NotFound
 from notifier.models import Channel, DeliveryStatus, Scope
 from notifier.schemas import deliveries as schemas
@@ -44,18 +44,7 @@ async def report(request: web.Request) -> web.StreamResponse:
     cid = params.campaign_id(request)
     async with request.app[POOL].acquire() as conn:
         campaign = await campaign_service.get(conn, cid)
-        response = web.StreamResponse(
-            headers={
-                "Content-Type": "text/csv; charset=utf-8",
-                "Content-Disposition": f'attachment; filename="campaign-{campaign.id}.csv"',
-            }
-        )
-        response.enable_chunked_encoding()
-        await response.prepare(request)
-        async for chunk in service.report(conn, cid):
-            await response.write(chunk)
-    await response.write_eof()
-    return response
+        return await stream_csv(request, f"campaign-{campaign.id}.csv", service.report(conn, cid))
 
 
 @requires(Scope.CAMPAIGNS_READ)

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from notifier import __version__, notice_page, routes
+from notifier import __version__, routes
 from notifier.api.params import MAX_LIMIT
 from notifier.models import Channel, DeliveryStatus, Scope
 from notifier.schemas.audit import AuditList
@@ -335,7 +335,7 @@ def _paths() -> J:
                 params=[_ID],
             )
         },
-        notice_page.PATH: {
+        routes.NOTICE: {
             "get": _op(
                 "The full notice of a launched campaign, published: every item its facts give "
                 "in a locale (else the default), under the headings its laws prescribe. Public; "

@@ -3,6 +3,7 @@ builder of problem+json."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -23,6 +24,24 @@ def render(
         content_type="application/json",
         headers=headers,
     )
+
+
+async def stream_csv(
+    request: web.Request, filename: str, chunks: AsyncIterator[bytes]
+) -> web.StreamResponse:
+    """A CSV download streamed as its chunks come, never held whole."""
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/csv; charset=utf-8",
+            "Content-Disposition": f'attachment; filename="{filename}"',
+        }
+    )
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    async for chunk in chunks:
+        await response.write(chunk)
+    await response.write_eof()
+    return response
 
 
 def json_response(data: dict[str, Any], *, status: int = 200) -> web.Response:

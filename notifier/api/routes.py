@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from notifier import notice_page, routes
+from notifier import routes
 from notifier.api import campaigns, deliveries, keys, notice, public, unreachable, webhooks
 
 
@@ -26,7 +26,7 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/v1/campaigns/{id}/deliveries", deliveries.list_)
     r.add_get("/v1/campaigns/{id}/report", deliveries.report)
     r.add_get("/v1/campaigns/{id}/unreachable", unreachable.report)
-    r.add_get(notice_page.PATH, notice.page)
+    r.add_get(routes.NOTICE, notice.page)
     r.add_get("/v1/recipients/{external_id}/deliveries", deliveries.for_recipient)
     r.add_get(routes.VERIFY, public.verify)
     r.add_post(routes.TWILIO_STATUS, webhooks.twilio_status)

@@ -144,6 +144,17 @@ class Law:
         return {i: r.version for i, r in found.items() if r is not None}
 
 
+# The language the laws' prescribed wording (a title, headings) is written in.
+WORDING_LANGUAGE = "en"
+
+
+def in_wording_language(locale: str) -> bool:
+    """Whether a locale (a BCP 47 tag) is in the language of the prescribed wording, in any
+    region: notices in it must show that wording."""
+    tag = locale.replace("_", "-").lower()
+    return tag == WORDING_LANGUAGE or tag.startswith(WORDING_LANGUAGE + "-")
+
+
 LAW = Law.parse(resources.files(__package__).joinpath("rulesets.toml").read_text("utf-8"))
 # The facts a campaign gives per locale: the notice items the service cannot fill itself.
 FACTS = frozenset(LAW.items) - {"notice_date", "verify"}
