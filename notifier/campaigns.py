@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from notifier import dedupe
 from notifier.db import Conn, counter_shard, one, queries
 from notifier.errors import Conflict, NotFound
 from notifier.law import LAW
@@ -53,6 +54,8 @@ class Campaign:
     rule_versions: Mapping[str, str]
     # Locale -> notice item -> its text: template variables of that locale's notices.
     facts: Mapping[str, Mapping[str, str]]
+    # Accounts sharing a contact get one message (notifier/dedupe.py).
+    dedupe_contacts: bool = True
     recipients: int
     # The reconciler's recent samples of finished deliveries: (epoch seconds, finished).
     samples: tuple[tuple[float, float], ...]
@@ -82,6 +85,7 @@ class Campaign:
             jurisdictions=tuple(row["jurisdictions"]),
             rule_versions=orjson.loads(row["rule_versions"]),
             facts=orjson.loads(row["facts"]),
+            dedupe_contacts=row["dedupe_contacts"],
             recipients=row["recipients"],
             samples=tuple((at, done) for at, done in orjson.loads(row["progress_samples"])),
             created_at=row["created_at"],
@@ -120,6 +124,7 @@ async def create(conn: Conn, spec: CampaignCreate, created_by: uuid.UUID | None 
                 LAW.versions(spec.jurisdictions, spec.discovered_at) if spec.discovered_at else {}
             ).decode(),
             orjson.dumps(spec.facts).decode(),
+            spec.dedupe_contacts,
         )
         await conn.execute(queries["create_partitions"], campaign_id)
     log.info("campaign created", extra={"campaign_id": str(campaign_id)})
@@ -191,8 +196,12 @@ async def change_state(
 
 
 async def cancel_pending(conn: Conn, campaign_id: uuid.UUID, *, shard: int = 0) -> int:
-    """Cancel every delivery not yet handed to a provider; returns how many."""
-    return int(await conn.fetchval(queries["cancel_pending"], campaign_id, shard) or 0)
+    """Cancel every send not yet handed to a provider; returns how many. The deliveries
+    that share them follow, in the same transaction."""
+    async with conn.transaction():
+        cancelled = int(await conn.fetchval(queries["cancel_pending"], campaign_id, shard) or 0)
+        await dedupe.follow_all(conn, campaign_id, shard)
+    return cancelled
 
 
 async def complete_if_done(conn: Conn, campaign_id: uuid.UUID) -> bool:
@@ -201,7 +210,12 @@ async def complete_if_done(conn: Conn, campaign_id: uuid.UUID) -> bool:
 
 
 async def prepare_deliveries(
-    conn: Conn, campaign_id: uuid.UUID, channels: Sequence[str], after: int
+    conn: Conn,
+    campaign_id: uuid.UUID,
+    channels: Sequence[str],
+    after: int,
+    *,
+    dedupe_contacts: bool,
 ) -> asyncpg.Record:
     """Create the next chunk of a launched campaign's deliveries, for the recipients after
     id `after`; the campaign's prepared_through moves on (NULL once all are created).
@@ -209,7 +223,10 @@ async def prepare_deliveries(
     After the first chunk and the last, the partition's statistics are refreshed, so that
     the planner knows its size rather than waiting for autovacuum's analyze (with stale
     statistics, an EXISTS over millions of rows was planned as a bitmap of all of them).
+    With contact dedupe, the new deliveries of accounts sharing a contact with an earlier one
+    point at its send. Run it in a transaction.
     """
+    shard = counter_shard()
     made = one(
         await conn.fetchrow(
             queries["create_deliveries"],
@@ -217,9 +234,11 @@ async def prepare_deliveries(
             [str(c) for c in channels],
             after,
             PREPARE_CHUNK,
-            counter_shard(),
+            shard,
         )
     )
+    if dedupe_contacts and made["made"]:
+        await dedupe.link(conn, campaign_id, after, made["prepared_through"], shard)
     if after == 0 or made["prepared_through"] is None:
         await conn.execute(queries["analyze_deliveries"], campaign_id)
     return made
@@ -230,7 +249,12 @@ async def _create_deliveries(conn: Conn, row: asyncpg.Record) -> None:
     PREPARE_CHUNK recipients); dispatch creates the rest."""
     if row["recipients"] == 0:
         raise Conflict("the campaign has no recipients to notify")
-    first = await prepare_deliveries(conn, row["id"], row["channels"], 0)
+    if row["dedupe_contacts"]:
+        falls_back = orjson.loads(row["fallback"]).get("email_failed") == Channel.SMS
+        await dedupe.group(conn, row["id"], dedupe.grouped_channels(row["channels"], falls_back))
+    first = await prepare_deliveries(
+        conn, row["id"], row["channels"], 0, dedupe_contacts=row["dedupe_contacts"]
+    )
     if first["made"] == 0 and not await conn.fetchval(
         queries["reachable"], row["id"], row["channels"]
     ):

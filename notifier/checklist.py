@@ -4,7 +4,8 @@ which of the notice's required items its templates carry and which are missing.
 An email must carry every item the law names (a template carries an item when it uses the
 item's variable and the campaign has its text for that locale); where the law prescribes a
 title and headings (California), the email must show them. An SMS is too short for the whole
-notice: it must carry the link to it ({{ verify_url }}), where the full notice is.
+notice: it must carry the code and the link to the full notice: {{ verify_url }} (the page
+that checks the code leads to the notice), or {{ notice_url }} with {{ verification_code }}.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from notifier.templates.checks import template_variables
 
 # The items the service fills in itself: nothing to give in the facts.
 _SERVICE_ITEMS = frozenset({"notice_date"})
+# An SMS carries the full notice's link as the verify page (which leads to it), or as the
+# notice's own link with the code beside it.
+_CODE_AND_NOTICE = frozenset({"verification_code", "notice_url"})
 # Adds one check: (item, requirement, article, carried).
 _Add = Callable[[str, str, str, bool], None]
 
@@ -71,7 +75,8 @@ def check(campaign: Campaign) -> list[Check]:
                 names = used.get((str(channel), locale), set())
                 if channel == Channel.SMS:
                     verify = LAW.items["verify"]
-                    add("verify", verify, ruleset.notice.article, "verify_url" in names)
+                    carried = "verify_url" in names or names >= _CODE_AND_NOTICE
+                    add("verify", verify, ruleset.notice.article, carried)
                     continue
                 facts = campaign.facts.get(locale, {})
                 for rule in ruleset.items:

@@ -26,6 +26,7 @@ REPORT_COLUMNS = (
     "ledger_chain",
     "ledger_seq",
     "ledger_hash",
+    "shares_send_of",
 )
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 

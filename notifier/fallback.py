@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
+from notifier import dedupe
 from notifier.db import Conn, queries
 
 
@@ -25,5 +26,9 @@ async def add(conn: Conn, campaign_id: uuid.UUID, delivery_ids: Sequence[int], s
     to sending by the reconciler's next pass, which reopens any campaign completed within
     the hour that has pending deliveries: the person must still be told. A paused one keeps
     its SMS pending until it resumes. The caller makes sure the SMS dispatch chains run.
+    Recipients sharing a phone share one SMS (contact dedupe).
     """
-    return int(await conn.fetchval(queries["add_fallback"], campaign_id, delivery_ids, shard) or 0)
+    made: list[int] = await conn.fetchval(queries["add_fallback"], campaign_id, delivery_ids, shard)
+    if made:
+        await dedupe.link_fallback(conn, campaign_id, made, shard)
+    return len(made)

@@ -108,7 +108,7 @@ class Notices:
         to = email if channel == Channel.EMAIL else phone
         if to is None:  # purged, or never had one: nothing to send to
             return _failed(delivery_id, "no address")
-        context = self._context(r)
+        context = self._context(campaign.id, r)
         context.update(items.get(r["locale"], items[""]))
         try:
             if channel == Channel.EMAIL:
@@ -128,15 +128,18 @@ class Notices:
         callback = routes.twilio_status_url(self._base_url, campaign.id, delivery_id)
         return OutgoingSms(delivery_id=delivery_id, to=to, body=body, status_callback=callback)
 
-    def _context(self, r: asyncpg.Record) -> dict[str, Any]:
-        """What the templates may use: the recipient's variables and the notice's own fields."""
+    def _context(self, campaign_id: uuid.UUID, r: asyncpg.Record) -> dict[str, Any]:
+        """What the templates may use: the recipient's variables and the notice's own fields.
+        `accounts` names every account whose contact this is (contact dedupe), or this one."""
         code = r["verification_code"]
         context: dict[str, Any] = orjson.loads(r["vars"])
         context.update(
             external_id=r["external_id"],
+            accounts=", ".join(r["accounts"] or (r["external_id"],)),
             locale=r["locale"],
             verification_code=code,
             verify_url=routes.verify_url(self._base_url, code),
+            notice_url=routes.notice_url(self._base_url, campaign_id, r["locale"]),
         )
         return context
 

@@ -15,10 +15,9 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Iterable
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
-from notifier import fallback
+from notifier import dedupe, fallback
 from notifier.db import Conn, Pool, counter_shard, queries
 from notifier.models import DeliveryStatus
 
@@ -66,21 +65,21 @@ async def store_receipts(conn: Conn, receipts: Iterable[Receipt]) -> set[uuid.UU
     fell_back: set[uuid.UUID] = set()
     for campaign_id, rows in by_campaign.items():
         shard = counter_shard()
-        # Only a failure can call for a fallback: the rest need no transaction of their own.
-        may_fall_back = any(r.status == DeliveryStatus.FAILED for r in rows)
-        scope: AbstractAsyncContextManager[object] = (
-            conn.transaction() if may_fall_back else contextlib.nullcontext()
-        )
-        async with scope:
+        ids = [r.delivery_id for r in rows]
+        # One transaction: the deliveries that share these sends (contact dedupe) take their
+        # outcomes, and emails that failed get their fallback SMS, with the receipts or not
+        # at all.
+        async with conn.transaction():
             failed_emails: list[int] = await conn.fetchval(
                 queries["apply_receipts"],
                 campaign_id,
-                [r.delivery_id for r in rows],
+                ids,
                 [str(r.status) for r in rows],
                 [r.provider_message_id for r in rows],
                 [r.error for r in rows],
                 shard,
             )
+            failed_emails += await dedupe.follow(conn, campaign_id, ids, shard)
             if failed_emails and await fallback.add(conn, campaign_id, failed_emails, shard):
                 fell_back.add(campaign_id)
     return fell_back

@@ -35,7 +35,7 @@ BEGIN
         EXECUTE format('DROP TABLE %I', r.relname);
     END LOOP;
     TRUNCATE campaigns, delivery_counts, api_keys, idempotency_keys, ledger_heads, workers,
-        claims CASCADE;
+        claims, contact_groups, merged_counts CASCADE;
     ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only;
     TRUNCATE audit_log;
     ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only;

@@ -107,6 +107,7 @@ async def _link(deps: Deps, campaign_id: uuid.UUID, channel: str) -> tuple[str, 
         claim=claim,
         attempts={r["id"]: r["attempts"] for r in rows},
         falls_back=channel == Channel.EMAIL and campaign.fallback.get("email_failed") == "sms",
+        shares=campaign.dedupe_contacts,
     )
     recorder.add(failed)
     try:
@@ -127,7 +128,13 @@ async def _prepare(conn: Conn, campaign: Campaign) -> None:
     async with conn.transaction():
         after = await conn.fetchval(queries["lock_for_preparing"], campaign.id)
         if after is not None:
-            await campaign_service.prepare_deliveries(conn, campaign.id, campaign.channels, after)
+            await campaign_service.prepare_deliveries(
+                conn,
+                campaign.id,
+                campaign.channels,
+                after,
+                dedupe_contacts=campaign.dedupe_contacts,
+            )
 
 
 async def _idle(conn: Conn, campaign: Campaign, channel: str) -> tuple[str, float | None]:

@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TypeVar
 
+from notifier import dedupe
 from notifier import fallback as sms_fallback
 from notifier.db import DATABASE_DOWN, Conn, Pool, counter_shard, queries
 from notifier.providers import Outcome, SendResult
@@ -54,6 +55,7 @@ class Recorder:
         claim: uuid.UUID,
         attempts: Mapping[int, int],
         falls_back: bool,
+        shares: bool,
     ) -> None:
         self._pool = pool
         self._settings = settings
@@ -61,6 +63,7 @@ class Recorder:
         self._claim = claim
         self._attempts = attempts
         self._falls_back = falls_back
+        self._shares = shares
         self._waiting: list[SendResult] = []
         self._wake = asyncio.Event()
         self._closing = False
@@ -118,12 +121,14 @@ class Recorder:
                 return
 
     async def _write(self, results: list[SendResult]) -> None:
-        """One slice in one transaction, with the fallback SMS of its emails that failed for
-        good: with a gap between the two, the campaign could be found finished in it and
-        those SMS never sent. Retried while the database is unreachable."""
+        """One slice in one transaction, with the outcomes its sends pass to the deliveries
+        that share them (contact dedupe), and the fallback SMS of its emails that failed for
+        good: with a gap between them, the campaign could be found finished in it and those
+        people never told. Retried while the database is unreachable."""
+        ids = [r.delivery_id for r in results]
         args = (
             self._campaign_id,
-            [r.delivery_id for r in results],
+            ids,
             [str(r.outcome) for r in results],
             [r.provider_message_id for r in results],
             [r.error for r in results],
@@ -141,9 +146,14 @@ class Recorder:
         async def write(conn: Conn) -> None:
             async with conn.transaction():
                 await conn.fetch(queries["record_results"], *args)
-                if fallback:
+                failed = list(fallback)
+                if self._shares:
+                    shared = await dedupe.follow(conn, self._campaign_id, ids, counter_shard())
+                    if self._falls_back:
+                        failed += shared
+                if failed:
                     self.fallbacks_added += await sms_fallback.add(
-                        conn, self._campaign_id, fallback, counter_shard()
+                        conn, self._campaign_id, failed, counter_shard()
                     )
 
         await self._retrying("recording results failed", write)

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from notifier import campaigns as service
-from notifier import chains, recipients
+from notifier import chains, dedupe, recipients
 from notifier import plan as planner
 from notifier.api import params
 from notifier.api.bodies import read_model
@@ -55,12 +55,14 @@ async def view(conn: Conn, campaign: Campaign) -> schemas.Campaign:
         jurisdictions=list(campaign.jurisdictions),
         rule_versions=dict(campaign.rule_versions),
         facts={locale: dict(items) for locale, items in campaign.facts.items()},
+        dedupe_contacts=campaign.dedupe_contacts,
         created_at=campaign.created_at,
         launched_at=campaign.launched_at,
         completed_at=campaign.completed_at,
         recipients=campaign.recipients,
         preparing=campaign.preparing,
         counts=counts,  # type: ignore[arg-type]  # validated into channels and statuses
+        merged=await dedupe.merged(conn, campaign.id),  # type: ignore[arg-type]  # validated
         rate_per_second=round(rate, 2),
         eta_seconds=eta,
     )

@@ -214,6 +214,15 @@ class CampaignCreate(Body):
         AfterValidator(_facts),
         Hint("an object of locales, each an object of notice items and their text"),
     ]
+    dedupe_contacts: Annotated[
+        bool,
+        Field(
+            strict=True,
+            description="accounts sharing an email address or a phone number (and a locale) "
+            "get one message per contact; each keeps its own delivery, which shares the send",
+        ),
+        Hint("true or false"),
+    ] = True
     # Last, so that its checks see every other field already validated.
     templates: Templates
 
@@ -287,6 +296,7 @@ class Campaign(View):
         description="the version of each rule set the campaign is held to (id@effective date)"
     )
     facts: Facts
+    dedupe_contacts: bool
     created_at: datetime
     launched_at: datetime | None
     completed_at: datetime | None
@@ -297,6 +307,10 @@ class Campaign(View):
     )
     counts: dict[Channel, dict[DeliveryStatus, int]] = Field(
         description="deliveries by channel and status, every status present"
+    )
+    merged: dict[Channel, int] = Field(
+        description="per channel, the deliveries that share another account's send to the "
+        "same contact instead of being sent (contact dedupe); counted in `counts` too"
     )
     rate_per_second: float
     eta_seconds: float | None

@@ -26,6 +26,10 @@ class Delivery(View):
     possible_duplicate: bool = Field(
         description="the provider may have sent it twice (a send whose outcome was lost)"
     )
+    shares_send_of: str | None = Field(
+        description="the account whose message, to the same contact, this delivery shares "
+        "(contact dedupe); it takes that message's status. Null: its own message"
+    )
 
 
 class DeliveryList(Page[Delivery]):

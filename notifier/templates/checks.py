@@ -14,7 +14,11 @@ from notifier.models import LOCALE_HINT, LOCALE_TAG
 from notifier.templates.environment import TEXT_ENV, environment_for
 from notifier.templates.locales import lookup
 
-BUILTIN_VARIABLES = frozenset({"external_id", "locale", "verification_code", "verify_url"})
+# What the service gives every notice: the account, or every account sharing its contact
+# (`accounts`, comma-separated), the code and the page that checks it, the published notice.
+BUILTIN_VARIABLES = frozenset(
+    {"external_id", "accounts", "locale", "verification_code", "verify_url", "notice_url"}
+)
 # The notice's items: the campaign's facts per locale, and the date the notice is sent.
 NOTICE_VARIABLES = FACTS | {"notice_date"}
 # Notices never repeat an address or number back: a phisher's copy could not either.

@@ -2,9 +2,10 @@
 -- A new campaign in draft; its partitions are created in the same transaction.
 INSERT INTO campaigns (id, name, incident_ref, channels, default_locale, default_region,
                        variables, templates, rate_limit_per_second, fallback, created_by,
-                       sms_max_segments, discovered_at, jurisdictions, rule_versions, facts)
+                       sms_max_segments, discovered_at, jurisdictions, rule_versions, facts,
+                       dedupe_contacts)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10::jsonb, $11, $12, $13, $14,
-        $15::jsonb, $16::jsonb)
+        $15::jsonb, $16::jsonb, $17)
 RETURNING *
 
 -- create_partitions --
@@ -86,14 +87,14 @@ SELECT EXISTS (
            OR ('sms' = ANY($2::text[]) AND (phone_hash IS NOT NULL OR phone IS NOT NULL))))
 
 -- cancel_pending --
--- Every delivery not yet handed to a provider is cancelled. One that an earlier attempt may
+-- Every send not yet handed to a provider is cancelled. One that an earlier attempt may
 -- have handed over without an answer (flagged possible_duplicate) is recorded as what it may
--- be: sent, still flagged.
+-- be: sent, still flagged. Deliveries that share a send are left to follow it.
 WITH moved AS (
     UPDATE deliveries
     SET status = CASE WHEN possible_duplicate THEN 'sent' ELSE 'cancelled' END,
         claim = NULL, next_attempt_at = NULL, updated_at = now()
-    WHERE campaign_id = $1 AND status = 'pending'
+    WHERE campaign_id = $1 AND status = 'pending' AND shared_with IS NULL
     RETURNING id, channel, status
 ), counted AS (
     INSERT INTO delivery_counts (campaign_id, channel, status, shard, n)
@@ -116,12 +117,13 @@ WITH moved AS (
 SELECT count(*)::int FROM moved
 
 -- complete_if_done --
--- A sending campaign with all its deliveries created and none left pending or in flight is
--- completed. One EXISTS per status, so that each reads its own partial index and stops at
--- the first row.
+-- A sending campaign with all its deliveries created and no send left pending or in flight
+-- is completed (deliveries sharing a send take its outcome with it). One EXISTS per status,
+-- so that each reads its own partial index and stops at the first row.
 UPDATE campaigns c SET state = 'completed', completed_at = now()
 WHERE c.id = $1 AND c.state = 'sending' AND c.prepared_through IS NULL
-  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.campaign_id = $1 AND d.status = 'pending')
+  AND NOT EXISTS (SELECT 1 FROM deliveries d
+                  WHERE d.campaign_id = $1 AND d.status = 'pending' AND d.shared_with IS NULL)
   AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.campaign_id = $1 AND d.status = 'sending')
 RETURNING id
 

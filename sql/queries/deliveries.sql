@@ -1,8 +1,12 @@
 -- list_deliveries --
--- One page of a campaign's deliveries, keyset-paginated on the delivery id.
+-- One page of a campaign's deliveries, keyset-paginated on the delivery id. A delivery that
+-- shares another account's send (contact dedupe) names that account.
 SELECT d.id, r.external_id AS recipient_external_id, d.channel, d.status, d.attempts,
        d.provider_message_id, d.last_error, d.sent_at, d.delivered_at, d.updated_at,
-       d.possible_duplicate
+       d.possible_duplicate,
+       (SELECT sr.external_id FROM deliveries s
+        JOIN recipients sr ON sr.campaign_id = s.campaign_id AND sr.id = s.recipient_id
+        WHERE s.campaign_id = d.campaign_id AND s.id = d.shared_with) AS shares_send_of
 FROM deliveries d
 JOIN recipients r ON r.campaign_id = d.campaign_id AND r.id = d.recipient_id
 WHERE d.campaign_id = $1
@@ -15,10 +19,14 @@ LIMIT $5
 -- report_rows --
 -- Every delivery of a campaign with its final status, the time of each transition, and
 -- the ledger link of its latest event (its chain, position and hash in the campaign's ledger).
+-- A delivery that shares another account's send (contact dedupe) names that account.
 SELECT r.external_id, d.channel, d.status, d.attempts, d.provider_message_id,
        d.last_error, d.possible_duplicate, c.launched_at AS queued_at, d.sent_at,
        d.delivered_at, d.failed_at, d.updated_at, e.shard AS ledger_chain, e.seq AS ledger_seq,
-       encode(e.hash, 'hex') AS ledger_hash
+       encode(e.hash, 'hex') AS ledger_hash,
+       (SELECT sr.external_id FROM deliveries s
+        JOIN recipients sr ON sr.campaign_id = s.campaign_id AND sr.id = s.recipient_id
+        WHERE s.campaign_id = d.campaign_id AND s.id = d.shared_with) AS shares_send_of
 FROM deliveries d
 JOIN recipients r ON r.campaign_id = d.campaign_id AND r.id = d.recipient_id
 JOIN campaigns c ON c.id = d.campaign_id

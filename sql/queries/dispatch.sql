@@ -9,7 +9,7 @@ FOR NO KEY UPDATE SKIP LOCKED
 -- for worker $7: the claim's row says whose batch it is and how far it was handed over.
 WITH picked AS (
     SELECT id FROM deliveries
-    WHERE campaign_id = $1 AND channel = $2 AND status = 'pending'
+    WHERE campaign_id = $1 AND channel = $2 AND status = 'pending' AND shared_with IS NULL
       AND (next_attempt_at IS NULL OR next_attempt_at <= now())
     ORDER BY id
     LIMIT $3
@@ -35,17 +35,27 @@ WITH picked AS (
 )
 SELECT m.id, m.verification_code, m.attempts, r.external_id, r.contact_sealed, r.email,
        r.phone, r.locale,
-       r.vars::text AS vars
+       r.vars::text AS vars,
+       -- Every account of the recipient's contact group (contact dedupe), NULL when alone.
+       (SELECT array_agg(gr.external_id ORDER BY gr.id)
+        FROM contact_groups me
+        JOIN contact_groups g ON g.campaign_id = $1 AND g.channel = $2 AND g.lead = me.lead
+        JOIN recipients gr ON gr.campaign_id = $1 AND gr.id = g.recipient_id
+        WHERE me.campaign_id = $1 AND me.channel = $2 AND me.recipient_id = m.recipient_id
+       ) AS accounts
 FROM moved m JOIN recipients r ON r.campaign_id = $1 AND r.id = m.recipient_id
 ORDER BY m.id
 
 -- channel_work --
--- What is left on one channel: anything due now, the earliest retry, anything in flight.
+-- What is left on one channel's sends: anything due now, the earliest retry, anything in
+-- flight.
 SELECT
     EXISTS (SELECT 1 FROM deliveries
             WHERE campaign_id = $1 AND channel = $2 AND status = 'pending'
+              AND shared_with IS NULL
               AND (next_attempt_at IS NULL OR next_attempt_at <= now())) AS due,
     (SELECT min(next_attempt_at) FROM deliveries
-     WHERE campaign_id = $1 AND channel = $2 AND status = 'pending') AS next_at,
+     WHERE campaign_id = $1 AND channel = $2 AND status = 'pending'
+       AND shared_with IS NULL) AS next_at,
     EXISTS (SELECT 1 FROM deliveries
             WHERE campaign_id = $1 AND channel = $2 AND status = 'sending') AS in_flight
