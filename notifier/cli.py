@@ -1,5 +1,5 @@
-"""The `notifier` command: migrate, api, keys, audit, ledger, purge, seal, and the commands
-other packages add (worker, sandbox, demo)."""
+"""The `notifier` command: migrate, api, keys, audit, ledger, plan, regulator-report, purge,
+seal, and the commands other packages add (worker, sandbox, demo)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any, TypeVar
 
 from notifier.commands import ENTRY_POINT_GROUP, Register, Subcommands, install_uvloop, require
@@ -200,6 +201,21 @@ def cmd_plan(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if found.meets_deadline is not False else 1
 
 
+def cmd_regulator_report(settings: Settings, args: argparse.Namespace) -> int:
+    from notifier import regulator
+
+    campaign_id = _campaign_id(args.campaign)
+    found = _with_db(settings, lambda conn: regulator.report(conn, campaign_id, settings))
+    text = regulator.html(found) if args.html else found.model_dump_json(indent=2) + "\n"
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    if not found.ledger.verified:
+        print(f"notifier: {found.ledger.problem}", file=sys.stderr)
+    return 0 if found.ledger.verified else 1
+
+
 def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
     from notifier import audit, retention
 
@@ -316,6 +332,15 @@ def parser() -> argparse.ArgumentParser:
     )
     pl.add_argument("campaign", help="campaign id")
     pl.set_defaults(func=cmd_plan)
+    rr = sub.add_parser(
+        "regulator-report",
+        help="a campaign's report for the regulator, as JSON (or HTML); exit 1 if its ledger "
+        "does not verify",
+    )
+    rr.add_argument("campaign", help="campaign id")
+    rr.add_argument("--html", action="store_true", help="a printable HTML page instead of JSON")
+    rr.add_argument("-o", "--output", help="write to this file instead of standard output")
+    rr.set_defaults(func=cmd_regulator_report)
     pu = sub.add_parser(
         "purge",
         help="remove contact details of campaigns finished longer ago than --older-than",

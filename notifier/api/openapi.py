@@ -13,6 +13,7 @@ from pydantic.json_schema import models_json_schema
 from notifier import __version__, routes
 from notifier.api.params import MAX_LIMIT
 from notifier.models import Channel, DeliveryStatus, Scope
+from notifier.regulator import RegulatorReport
 from notifier.schemas.audit import AuditList
 from notifier.schemas.campaigns import (
     EXAMPLE,
@@ -47,6 +48,7 @@ RESPONSES: tuple[type[BaseModel], ...] = (
     KeyList,
     AuditList,
     EmailEventsResult,
+    RegulatorReport,
     Problem,
 )
 _REF = "#/components/schemas/{model}"
@@ -157,6 +159,7 @@ _CAMPAIGN_LINKS: J = {
         ("ListDeliveries", "/v1/campaigns/{id}/deliveries", "get"),
         ("Report", "/v1/campaigns/{id}/report", "get"),
         ("Unreachable", "/v1/campaigns/{id}/unreachable", "get"),
+        ("RegulatorReport", "/v1/campaigns/{id}/regulator-report", "get"),
     )
 }
 
@@ -333,6 +336,38 @@ def _paths() -> J:
                 },
                 scope=read,
                 params=[_ID],
+            )
+        },
+        "/v1/campaigns/{id}/regulator-report": {
+            "get": _op(
+                "The report for the regulator: the incident and its laws, the timeline with "
+                "each duty's deadline and whether it was met, counts per channel with failures "
+                "by reason, the people who cannot be reached by reason, the notice as sent per "
+                "channel and locale, and the ledger's seal with whether its chains verify. "
+                "Built only from what a purge keeps; no personal data. JSON, or a printable "
+                "HTML page for `?format=html` or an Accept header that prefers text/html",
+                {
+                    "200": {
+                        "description": "The report",
+                        "content": {
+                            **_json(RegulatorReport),
+                            "text/html": {"schema": {"type": "string"}},
+                        },
+                    },
+                    "400": _problem("Unknown format"),
+                    "404": _problem("No such campaign"),
+                },
+                scope=read,
+                params=[
+                    _ID,
+                    {
+                        "name": "format",
+                        "in": "query",
+                        "schema": {"enum": ["json", "html"]},
+                        "description": "json (the default) or html; without it, the Accept "
+                        "header decides",
+                    },
+                ],
             )
         },
         routes.NOTICE: {

@@ -5,7 +5,16 @@ from __future__ import annotations
 from aiohttp import web
 
 from notifier import routes
-from notifier.api import campaigns, deliveries, keys, notice, public, unreachable, webhooks
+from notifier.api import (
+    campaigns,
+    deliveries,
+    keys,
+    notice,
+    public,
+    regulator,
+    unreachable,
+    webhooks,
+)
 
 
 def setup_routes(app: web.Application) -> None:
@@ -26,6 +35,7 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/v1/campaigns/{id}/deliveries", deliveries.list_)
     r.add_get("/v1/campaigns/{id}/report", deliveries.report)
     r.add_get("/v1/campaigns/{id}/unreachable", unreachable.report)
+    r.add_get("/v1/campaigns/{id}/regulator-report", regulator.report)
     r.add_get(routes.NOTICE, notice.page)
     r.add_get("/v1/recipients/{external_id}/deliveries", deliveries.for_recipient)
     r.add_get(routes.VERIFY, public.verify)
