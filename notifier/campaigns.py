@@ -120,15 +120,62 @@ async def create(conn: Conn, spec: CampaignCreate, created_by: uuid.UUID | None 
             spec.sms_max_segments,
             spec.discovered_at,
             list(spec.jurisdictions),
-            orjson.dumps(
-                LAW.versions(spec.jurisdictions, spec.discovered_at) if spec.discovered_at else {}
-            ).decode(),
+            _rule_versions(spec),
             orjson.dumps(spec.facts).decode(),
             spec.dedupe_contacts,
         )
         await conn.execute(queries["create_partitions"], campaign_id)
     log.info("campaign created", extra={"campaign_id": str(campaign_id)})
     return Campaign.from_row(one(row))
+
+
+def as_spec(campaign: Campaign) -> dict[str, Any]:
+    """The campaign as the body that would create it, to check a change to it whole."""
+    return {
+        "name": campaign.name,
+        "incident_ref": campaign.incident_ref,
+        "channels": [str(c) for c in campaign.channels],
+        "default_locale": campaign.default_locale,
+        "default_region": campaign.default_region,
+        "variables": list(campaign.variables),
+        "templates": campaign.templates,
+        "rate_limit_per_second": campaign.rate_limit_per_second,
+        "fallback": dict(campaign.fallback),
+        "sms_max_segments": campaign.sms_max_segments,
+        "discovered_at": campaign.discovered_at,
+        "jurisdictions": list(campaign.jurisdictions),
+        "facts": campaign.facts,
+        "dedupe_contacts": campaign.dedupe_contacts,
+    }
+
+
+async def update_draft(conn: Conn, campaign_id: uuid.UUID, spec: CampaignCreate) -> Campaign:
+    """Store a draft's changed fields (`spec` is the whole campaign, already checked); a
+    campaign no longer a draft is a Conflict."""
+    row = await conn.fetchrow(
+        queries["update_draft"],
+        campaign_id,
+        spec.name,
+        orjson.dumps(spec.templates).decode(),
+        orjson.dumps(spec.facts).decode(),
+        spec.discovered_at,
+        list(spec.jurisdictions),
+        _rule_versions(spec),
+        spec.rate_limit_per_second,
+        spec.sms_max_segments,
+        spec.dedupe_contacts,
+    )
+    if row is None:
+        await get(conn, campaign_id)  # 404 when there is none
+        raise Conflict("only a draft can be changed; this campaign was launched")
+    log.info("campaign changed", extra={"campaign_id": str(campaign_id)})
+    return Campaign.from_row(row)
+
+
+def _rule_versions(spec: CampaignCreate) -> str:
+    """The version of each law in force when the company became aware, as stored (JSON)."""
+    found = LAW.versions(spec.jurisdictions, spec.discovered_at) if spec.discovered_at else {}
+    return orjson.dumps(found).decode()
 
 
 async def find(conn: Conn, campaign_id: uuid.UUID) -> Campaign | None:

@@ -28,10 +28,11 @@ from notifier.api.responses import render
 from notifier.campaigns import Campaign
 from notifier.checklist import check
 from notifier.db import Conn
-from notifier.errors import Conflict, RequestTimeout, UnsupportedMediaType
+from notifier.errors import Conflict, RequestTimeout, UnsupportedMediaType, ValidationFailed
 from notifier.imports.upload import MEDIA_TYPES
 from notifier.models import Scope
 from notifier.schemas import campaigns as schemas
+from notifier.schemas.common import validated
 
 
 async def view(conn: Conn, campaign: Campaign) -> schemas.Campaign:
@@ -75,6 +76,37 @@ async def create(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         campaign = await service.create(conn, spec, created_by=request[KEY].id)
         return render(await view(conn, campaign), status=201)
+
+
+@requires(Scope.CAMPAIGNS_WRITE)
+async def update(request: web.Request) -> web.Response:
+    """Change a draft: the changed campaign is checked whole, as a new one would be, and may
+    not drop a locale its uploaded recipients may be in."""
+    change = await read_model(request, schemas.CampaignUpdate)
+    links = request.app[SETTINGS].allowed_link_domains()
+    async with request.app[POOL].acquire() as conn:
+        campaign = await service.get(conn, params.campaign_id(request))
+        spec = validated(
+            schemas.CampaignCreate,
+            service.as_spec(campaign) | change.model_dump(exclude_unset=True),
+            context={schemas.LINK_DOMAINS: links},
+        )
+        if campaign.recipients:
+            _keeps_locales(campaign, spec)
+        updated = await service.update_draft(conn, campaign.id, spec)
+        return render(await view(conn, updated))
+
+
+def _keeps_locales(campaign: Campaign, spec: schemas.CampaignCreate) -> None:
+    """Uploaded rows were checked against the templates' locales: none may go."""
+    problems = [
+        {"field": f"templates.{channel}.{locale}", "message": "recipients may be in it: keep it"}
+        for channel, by_locale in campaign.templates.items()
+        for locale in by_locale
+        if locale not in spec.templates.get(channel, {})
+    ]
+    if problems:
+        raise ValidationFailed(schemas.CampaignUpdate.invalid, errors=problems)
 
 
 @requires(Scope.CAMPAIGNS_READ)

@@ -21,6 +21,7 @@ from notifier.schemas.campaigns import (
     Campaign,
     CampaignCreate,
     CampaignList,
+    CampaignUpdate,
     Checklist,
     LaunchRequest,
     Plan,
@@ -34,7 +35,13 @@ from notifier.schemas.webhooks import EmailEvents, EmailEventsResult
 J = dict[str, Any]
 
 # Bodies the API reads, and bodies it writes: each model's schema for its direction.
-REQUESTS: tuple[type[BaseModel], ...] = (CampaignCreate, LaunchRequest, KeyCreate, EmailEvents)
+REQUESTS: tuple[type[BaseModel], ...] = (
+    CampaignCreate,
+    CampaignUpdate,
+    LaunchRequest,
+    KeyCreate,
+    EmailEvents,
+)
 RESPONSES: tuple[type[BaseModel], ...] = (
     Campaign,
     CampaignList,
@@ -240,7 +247,26 @@ def _paths() -> J:
                 {"200": _ok("The campaign", Campaign), "404": _problem("No such campaign")},
                 scope=read,
                 params=[_ID],
-            )
+            ),
+            "patch": _op(
+                "Change a draft: its name, templates, facts, discovered_at, jurisdictions, "
+                "rate cap, SMS budget or contact dedupe. The changed campaign is checked whole, "
+                "as on creation; a template locale may not be dropped once recipients are in",
+                {
+                    "200": _ok("The changed campaign", Campaign),
+                    "400": _problem("Not JSON"),
+                    "404": _problem("No such campaign"),
+                    "409": _problem("The campaign is not a draft"),
+                    "413": _problem("The body is over 1 MiB"),
+                    "415": _problem("Not sent as application/json"),
+                    "422": _problem("Invalid change, naming each field"),
+                },
+                scope=write,
+                params=[_ID],
+                body=_json_body(
+                    CampaignUpdate, {"facts": EXAMPLE["facts"]} if "facts" in EXAMPLE else None
+                ),
+            ),
         },
         "/v1/campaigns/{id}/recipients": {
             "post": _op(

@@ -27,6 +27,7 @@ def setup_routes(app: web.Application) -> None:
     r.add_post("/v1/campaigns", campaigns.create)
     r.add_get("/v1/campaigns", campaigns.list_)
     r.add_get("/v1/campaigns/{id}", campaigns.get)
+    r.add_patch("/v1/campaigns/{id}", campaigns.update)
     r.add_post("/v1/campaigns/{id}/recipients", campaigns.upload)
     r.add_get("/v1/campaigns/{id}/checklist", campaigns.checklist)
     r.add_get("/v1/campaigns/{id}/plan", campaigns.plan)

@@ -275,6 +275,36 @@ class CampaignCreate(Body):
         return self
 
 
+# What a draft's owner may change after creating it. The rest (channels, locales, variables,
+# region, fallback) decided how its uploaded rows were checked, and stays.
+EDITABLE = (
+    "name",
+    "templates",
+    "facts",
+    "discovered_at",
+    "jurisdictions",
+    "rate_limit_per_second",
+    "sms_max_segments",
+    "dedupe_contacts",
+)
+
+
+class CampaignUpdate(Body):
+    """Changes to a draft campaign: any of its editable fields, each as on creation. The
+    campaign they make is checked whole, as a new one would be."""
+
+    invalid: ClassVar[str] = "the change is not valid"
+
+    name: str | None = None
+    templates: Templates | None = None
+    facts: Facts | None = None
+    discovered_at: AwareDatetime | None = None
+    jurisdictions: list[str] | None = None
+    rate_limit_per_second: Annotated[float, Field(gt=0, le=MAX_RATE, strict=True)] | None = None
+    sms_max_segments: Annotated[int, Field(ge=1, le=MAX_SMS_SEGMENTS, strict=True)] | None = None
+    dedupe_contacts: Annotated[bool, Field(strict=True)] | None = None
+
+
 class Campaign(View):
     """A campaign with its counts and progress."""
 

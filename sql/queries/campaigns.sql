@@ -12,6 +12,15 @@ RETURNING *
 -- One partition per campaign of every per-campaign table, and the ledger's chains.
 SELECT create_campaign_partitions($1), open_ledger_chains($1)
 
+-- update_draft --
+-- A draft's editable fields, changed together; no row when the campaign is not a draft.
+UPDATE campaigns
+SET name = $2, templates = $3::jsonb, facts = $4::jsonb, discovered_at = $5,
+    jurisdictions = $6, rule_versions = $7::jsonb, rate_limit_per_second = $8,
+    sms_max_segments = $9, dedupe_contacts = $10
+WHERE id = $1 AND state = 'draft'
+RETURNING *
+
 -- get_campaign --
 -- One campaign by id.
 SELECT * FROM campaigns WHERE id = $1
