@@ -20,6 +20,7 @@ from notifier.api.context import RECEIPTS, REDIS, SETTINGS
 from notifier.api.responses import render
 from notifier.errors import BadRequest, Forbidden, NotFound
 from notifier.models import Channel
+from notifier.providers import scrub
 from notifier.providers.twilio import callback_signed
 from notifier.receipts import EMAIL_FINAL, TWILIO_FINAL, Receipt
 from notifier.schemas.common import field_errors
@@ -114,7 +115,8 @@ async def email_events(request: web.Request) -> web.Response:
                 delivery_id=found[1],
                 status=final,
                 provider_message_id=messageid.normalize(event.message_id),
-                error=f"email {event.event}: {event.reason[:200]}" if event.reason else None,
+                # The relay's words may quote the address: scrubbed like a provider's reply.
+                error=f"email {event.event}: {scrub(event.reason)}" if event.reason else None,
             )
         )
     # Handed over together, so that one post's events share one write.

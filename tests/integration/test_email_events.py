@@ -57,7 +57,11 @@ async def test_signed_events_settle_emails_and_replays_change_nothing(
         {
             "events": [
                 {"message_id": ids[0].strip("<>"), "event": "delivered"},
-                {"message_id": ids[1], "event": "bounced", "reason": "550 5.1.1 no such user"},
+                {
+                    "message_id": ids[1],
+                    "event": "bounced",
+                    "reason": "550 5.1.1 <user1@example.com>: no such user",
+                },
                 {"message_id": ids[2], "event": "deferred"},
                 {"message_id": "<not-ours@elsewhere.example>", "event": "delivered"},
             ]
@@ -72,7 +76,8 @@ async def test_signed_events_settle_emails_and_replays_change_nothing(
         uuid.UUID(cid),
         rows[1]["id"],
     )
-    assert failed == "email bounced: 550 5.1.1 no such user"
+    # The relay's words quoted the address: it is not stored.
+    assert failed == "email bounced: 550 5.1.1 <redacted>: no such user"
 
     # The same post again within the window: accepted, and nothing moves.
     reverse = orjson.dumps({"events": [{"message_id": ids[1], "event": "delivered"}]})
