@@ -10,11 +10,15 @@ never anything of a recipient.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from importlib import resources
+
+from markupsafe import Markup
 
 from notifier import campaigns, routes
 from notifier.campaigns import Campaign
@@ -27,6 +31,14 @@ from notifier.templates.locales import lookup
 
 _TEMPLATE = HTML_ENV.from_string(
     resources.files(__package__).joinpath("notice_page.html").read_text("utf-8")
+)
+# The one style sheet of the public pages, inline, and admitted by its hash alone: nothing
+# else on the pages may style, run or load anything.
+STYLE = Markup(resources.files(__package__).joinpath("page.css").read_text("utf-8"))
+_STYLE_HASH = base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
+CONTENT_SECURITY_POLICY = (
+    f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'none'"
 )
 
 
@@ -113,7 +125,7 @@ def build(campaign: Campaign, requested: str | None) -> NoticePage:
 
 def html(page: NoticePage) -> str:
     """The page as HTML, every fact escaped."""
-    return _TEMPLATE.render(page=page)
+    return _TEMPLATE.render(page=page, style=STYLE)
 
 
 def _given(facts: Mapping[str, str]) -> bool:

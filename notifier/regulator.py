@@ -297,8 +297,9 @@ async def report(conn: Conn, campaign_id: uuid.UUID, settings: Settings) -> Regu
 
 
 def html(found: RegulatorReport) -> str:
-    """The report as a printable HTML page: no script, no style, every value escaped."""
-    return _TEMPLATE.render(report=found, items=LAW.items)
+    """The report as a printable HTML page: no script, no style but the public pages' own
+    sheet, every value escaped."""
+    return _TEMPLATE.render(report=found, items=LAW.items, style=notice_page.STYLE)
 
 
 def _incident(campaign: Campaign) -> ReportIncident:

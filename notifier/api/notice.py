@@ -8,12 +8,11 @@ from notifier import notice_page
 from notifier.api import params
 from notifier.api.context import POOL
 
-# Nothing on the page runs or loads: no script, no style, no frame, no form, nothing from
-# anywhere else. The page is the same for everyone, so shared caches may keep it a while.
+# Nothing on the page runs or loads: no script, no frame, no form, nothing from anywhere
+# else, no style but its own sheet. The page is the same for everyone, so shared caches may
+# keep it a while.
 HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-    ),
+    "Content-Security-Policy": notice_page.CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",

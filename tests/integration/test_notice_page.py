@@ -4,6 +4,8 @@ verification answer leads to it."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import re
 import uuid
@@ -104,6 +106,10 @@ async def test_the_notice_is_published_per_locale_with_the_law_s_headings(
         csp = resp.headers["Content-Security-Policy"]
         assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
         assert "script-src" not in csp and "unsafe-inline" not in csp
+        # The one style sheet, inline, is the one the policy admits by its hash.
+        sheets = re.findall(r"<style>(.*?)</style>", en, re.S)
+        digest = base64.b64encode(hashlib.sha256(sheets[0].encode()).digest()).decode()
+        assert len(sheets) == 1 and f"style-src 'sha256-{digest}'" in csp
         assert resp.headers["X-Content-Type-Options"] == "nosniff"
         assert resp.headers["Referrer-Policy"] == "no-referrer"
         assert resp.headers["X-Frame-Options"] == "DENY"
