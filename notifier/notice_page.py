@@ -25,7 +25,14 @@ from notifier.campaigns import Campaign
 from notifier.checklist import rulesets
 from notifier.db import Conn
 from notifier.errors import NotFound
-from notifier.law import FACTS, LAW, RuleSet, in_wording_language
+from notifier.law import (
+    FACTS,
+    LAW,
+    WORDING_LANGUAGE,
+    RuleSet,
+    in_wording_language,
+    language_of,
+)
 from notifier.templates.environment import HTML_ENV
 from notifier.templates.locales import lookup
 
@@ -40,6 +47,27 @@ CONTENT_SECURITY_POLICY = (
     f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; base-uri 'none'; "
     "form-action 'none'; frame-ancestors 'none'"
 )
+
+
+# The page's own words, by language; a language without them reads English.
+LABELS: Mapping[str, Mapping[str, str]] = {
+    "en": {
+        "incident_ref": "Incident reference",
+        "notice_date": "Date of this notice",
+        "published_since": "Published on this page since",
+        "given_under": "Given under",
+        "about": "This page holds the notice as a whole. A message that names this notice "
+        "carries a verification code, which this service can confirm as genuine.",
+    },
+    "ko": {
+        "incident_ref": "사고 번호",
+        "notice_date": "통지 일자",
+        "published_since": "이 페이지 게시 시작",
+        "given_under": "근거 법령",
+        "about": "이 페이지는 통지 전문입니다. 이 통지를 알리는 메시지에는 확인 코드가 "
+        "있으며, 이 서비스에서 진짜인지 확인할 수 있습니다.",
+    },
+}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,6 +99,9 @@ class NoticePage:
     published_at: datetime
     laws: tuple[tuple[str, str], ...]
     """(name, version) of each law the campaign is held to."""
+    labels: Mapping[str, str]
+    labels_lang: str
+    """The language of the labels and of the headings that are not prescribed wording."""
 
 
 async def published(conn: Conn, campaign_id: uuid.UUID) -> Campaign:
@@ -111,15 +142,18 @@ def build(campaign: Campaign, requested: str | None) -> NoticePage:
     laws = rulesets(campaign)
     layout = _layout(laws) if in_wording_language(locale) else None
     published_at = campaign.launched_at.astimezone(UTC).replace(microsecond=0)
+    lang = language_of(locale) if language_of(locale) in LABELS else WORDING_LANGUAGE
     return NoticePage(
         name=campaign.name,
         incident_ref=campaign.incident_ref,
         locale=locale,
         title=layout.title.item if layout is not None and layout.title else None,
-        sections=_sections(layout, facts),
+        sections=_sections(layout, facts, locale),
         notice_date=published_at.date(),
         published_at=published_at,
         laws=tuple((law.name, law.version) for law in laws),
+        labels=LABELS[lang],
+        labels_lang=lang,
     )
 
 
@@ -141,9 +175,10 @@ def _layout(laws: Sequence[RuleSet]) -> RuleSet | None:
     return next((law for law in laws if law.sections), None)
 
 
-def _sections(layout: RuleSet | None, facts: Mapping[str, str]) -> tuple[Section, ...]:
+def _sections(layout: RuleSet | None, facts: Mapping[str, str], locale: str) -> tuple[Section, ...]:
     """Under the prescribed headings (items no heading names follow, each under its own
-    description), else each item under its description, in the order of LAW.items."""
+    heading), else each item under its heading in the locale's language (LAW.heading), in
+    the order of LAW.items."""
     given = [item for item in LAW.items if item in FACTS and _text(facts, item)]
     placed: list[Section] = []
     taken: set[str] = set()
@@ -151,29 +186,29 @@ def _sections(layout: RuleSet | None, facts: Mapping[str, str]) -> tuple[Section
         present = [item for item in under if item in given]
         taken.update(present)
         if present:
-            placed.append(_section(heading, present, facts, labelled=len(present) > 1))
+            placed.append(_section(heading, present, facts, locale, labelled=len(present) > 1))
     rest = [item for item in given if item not in taken]
-    return (*placed, *(_section(_describe(item), [item], facts) for item in rest))
+    return (*placed, *(_section(LAW.heading(item, locale), [item], facts, locale) for item in rest))
 
 
 def _section(
-    heading: str, items: Collection[str], facts: Mapping[str, str], *, labelled: bool = False
+    heading: str,
+    items: Collection[str],
+    facts: Mapping[str, str],
+    locale: str,
+    *,
+    labelled: bool = False,
 ) -> Section:
     return Section(
         heading=heading,
         items=tuple(
             Item(
-                label=_describe(item) if labelled else None,
+                label=LAW.heading(item, locale) if labelled else None,
                 paragraphs=_paragraphs(_text(facts, item)),
             )
             for item in items
         ),
     )
-
-
-def _describe(item: str) -> str:
-    description = LAW.items[item]
-    return description[:1].upper() + description[1:]
 
 
 def _paragraphs(text: str) -> tuple[tuple[str, ...], ...]:

@@ -120,12 +120,27 @@ class Law:
     items: Mapping[str, str]
     """Notice item -> what it is (each is also a template variable)."""
     rulesets: tuple[RuleSet, ...]
+    headings: Mapping[str, Mapping[str, str]]
+    """Language -> notice item -> its heading in that language, where one is given."""
 
     @classmethod
     def parse(cls, text: str) -> Law:
         raw = tomllib.loads(text)
         items = MappingProxyType(dict(raw["items"]))
-        return cls(items, tuple(_ruleset(r, items) for r in raw["ruleset"]))
+        headings = {lang: dict(by_item) for lang, by_item in raw.get("headings", {}).items()}
+        for lang, by_item in headings.items():
+            if unknown := sorted(set(by_item) - set(items)):
+                raise ValueError(f"headings.{lang} names unknown notice items {unknown}")
+        rulesets = tuple(_ruleset(r, items) for r in raw["ruleset"])
+        return cls(items, rulesets, MappingProxyType(headings))
+
+    def heading(self, item: str, locale: str) -> str:
+        """An item as a heading in a locale's language, else its description."""
+        found = self.headings.get(language_of(locale), {}).get(item)
+        if found:
+            return found
+        description = self.items[item]
+        return description[:1].upper() + description[1:]
 
     @property
     def ids(self) -> frozenset[str]:
@@ -148,11 +163,15 @@ class Law:
 WORDING_LANGUAGE = "en"
 
 
+def language_of(locale: str) -> str:
+    """The language of a locale (a BCP 47 tag): "ko" of "ko-KR"."""
+    return locale.replace("_", "-").lower().partition("-")[0]
+
+
 def in_wording_language(locale: str) -> bool:
     """Whether a locale (a BCP 47 tag) is in the language of the prescribed wording, in any
     region: notices in it must show that wording."""
-    tag = locale.replace("_", "-").lower()
-    return tag == WORDING_LANGUAGE or tag.startswith(WORDING_LANGUAGE + "-")
+    return language_of(locale) == WORDING_LANGUAGE
 
 
 LAW = Law.parse(resources.files(__package__).joinpath("rulesets.toml").read_text("utf-8"))

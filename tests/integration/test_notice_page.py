@@ -142,6 +142,9 @@ async def test_the_notice_is_published_per_locale_with_the_law_s_headings(
             for line in item.split("\n"):
                 assert line in text, line
         assert FACTS["en"]["data_items"] not in text
+        # Under Korean headings, with the page's own words in Korean too.
+        assert '<h2 lang="ko">유출된 개인정보 항목</h2>' in ko
+        assert "통지 일자" in text and "Date of this notice" not in text
 
         # A language the campaign has no facts in: the default locale's page.
         resp, other = await _page(public, f"/v1/campaigns/{cid}/notice/fr")

@@ -80,3 +80,12 @@ def test_a_rule_naming_an_unknown_item_is_refused() -> None:
 def test_facts_are_template_variables() -> None:
     assert FACTS <= NOTICE_VARIABLES and "notice_date" in NOTICE_VARIABLES
     assert "verify" not in FACTS
+
+
+def test_items_have_headings_in_the_languages_given_else_their_description() -> None:
+    assert LAW.heading("data_items", "ko-KR") == "유출된 개인정보 항목"
+    assert LAW.heading("data_items", "en") == "Which items of personal information were involved"
+    assert LAW.heading("data_items", "fr") == LAW.heading("data_items", "en")
+    assert set(LAW.headings["ko"]) == set(LAW.items)  # every item, in Korean
+    with pytest.raises(ValueError, match="no_such_item"):
+        Law.parse(LAW_TEXT.replace("[headings.ko]\n", '[headings.ko]\nno_such_item = "x"\n'))
