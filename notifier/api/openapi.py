@@ -13,7 +13,6 @@ from pydantic.json_schema import models_json_schema
 from notifier import __version__, routes
 from notifier.api.params import MAX_LIMIT
 from notifier.models import Channel, DeliveryStatus, Scope
-from notifier.regulator import RegulatorReport
 from notifier.schemas.audit import AuditList
 from notifier.schemas.campaigns import (
     EXAMPLE,
@@ -30,6 +29,7 @@ from notifier.schemas.campaigns import (
 from notifier.schemas.common import Problem
 from notifier.schemas.deliveries import DeliveryList, RecipientDeliveries, Verification
 from notifier.schemas.keys import KeyCreate, KeyList, NewKey
+from notifier.schemas.regulator import RegulatorReport
 from notifier.schemas.webhooks import EmailEvents, EmailEventsResult
 
 J = dict[str, Any]
