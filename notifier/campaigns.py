@@ -285,7 +285,9 @@ async def prepare_deliveries(
         )
     )
     if dedupe_contacts and made["made"]:
-        await dedupe.link(conn, campaign_id, after, made["prepared_through"], shard)
+        await dedupe.link(
+            conn, campaign_id, [str(c) for c in channels], after, made["prepared_through"], shard
+        )
     if after == 0 or made["prepared_through"] is None:
         await conn.execute(queries["analyze_deliveries"], campaign_id)
     return made

@@ -39,16 +39,22 @@ def grouped_channels(channels: Sequence[str], falls_back_to_sms: bool) -> list[s
 async def group(conn: Conn, campaign_id: uuid.UUID, channels: Sequence[str]) -> None:
     """At launch, in its transaction: the groups of recipients sharing a contact."""
     await conn.execute(queries["group_contacts"], campaign_id, list(channels))
+    await conn.execute(queries["analyze_groups"])
 
 
 async def link(
-    conn: Conn, campaign_id: uuid.UUID, after: int, through: int | None, shard: int
+    conn: Conn,
+    campaign_id: uuid.UUID,
+    channels: Sequence[str],
+    after: int,
+    through: int | None,
+    shard: int,
 ) -> None:
     """Point the deliveries just created for recipients after `after` up to `through` (None:
     all) at their group's send, and give them its outcome if it has one. In the transaction
     that created them."""
     sends: list[int] = await conn.fetchval(
-        queries["link_chunk"], campaign_id, after, through, shard
+        queries["link_chunk"], campaign_id, after, through, shard, list(channels)
     )
     if sends:
         await follow(conn, campaign_id, sends, shard)

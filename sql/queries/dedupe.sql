@@ -15,16 +15,23 @@ FROM (
 WHERE size > 1
 ON CONFLICT DO NOTHING
 
+-- analyze_groups --
+-- The groups' statistics, refreshed once they are written: a claim looks each of its rows up
+-- in them, and a table the planner believes empty is read whole for every lookup.
+ANALYZE contact_groups
+
 -- link_chunk --
--- The deliveries just created for recipients $2 < id <= $3 (NULL: all after $2) whose
--- recipient shares its contact with an earlier lead now point at the lead's send. The sends
+-- The deliveries just created on channels $5 for recipients $2 < id <= $3 (NULL: all after
+-- $2) whose recipient shares its contact with an earlier lead now point at the lead's send
+-- (the channels lead the range in the groups' key, so only the chunk's groups are read). The sends
 -- are locked first, in id order: a send being recorded right now either commits before (and
 -- the caller's follow copies its outcome) or waits until these followers are visible to it.
 -- Returns the sends, for the caller to follow.
 WITH followers AS (
     SELECT g.channel, g.recipient_id, g.lead
     FROM contact_groups g
-    WHERE g.campaign_id = $1 AND g.recipient_id > $2 AND ($3::bigint IS NULL OR g.recipient_id <= $3)
+    WHERE g.campaign_id = $1 AND g.channel = ANY($5::text[])
+      AND g.recipient_id > $2 AND ($3::bigint IS NULL OR g.recipient_id <= $3)
       AND g.recipient_id <> g.lead
 ), sends AS (
     SELECT DISTINCT l.channel, l.recipient_id, coalesce(l.shared_with, l.id) AS send
@@ -99,7 +106,10 @@ WITH cur AS (
            s.delivered_at, s.failed_at
     FROM deliveries f
     JOIN deliveries s ON s.campaign_id = $1 AND s.id = f.shared_with
-    WHERE f.campaign_id = $1 AND f.shared_with = ANY($2::bigint[])
+    -- IS NOT NULL, said outright: the planner cannot infer it from "= ANY" of a parameter,
+    -- and only with it may it read the small index of shared deliveries, not the partition.
+    WHERE f.campaign_id = $1 AND f.shared_with IS NOT NULL
+      AND f.shared_with = ANY($2::bigint[])
       AND f.status IN ('pending', 'sent') AND f.status <> s.status
       AND s.status IN ('sent', 'delivered', 'failed', 'suppressed', 'cancelled')
     ORDER BY f.id
