@@ -37,10 +37,13 @@ _SMS: dict[str, dict[str, str]] = {
 }
 
 
-def campaign_body(channels: Sequence[str], label: str) -> dict[str, Any]:
-    """A create-campaign body sending on `channels`; `label` tells the runs apart."""
+def campaign_body(
+    channels: Sequence[str], label: str, *, rate_cap: float | None = None
+) -> dict[str, Any]:
+    """A create-campaign body sending on `channels`; `label` tells the runs apart, and
+    `rate_cap` is the campaign's own cap (messages per second on each channel)."""
     templates = {"email": _EMAIL, "sms": _SMS}
-    return {
+    body: dict[str, Any] = {
         "name": f"Benchmark: account data exposure ({label})",
         "incident_ref": "BENCH-2025-0001",
         "channels": list(channels),
@@ -49,3 +52,6 @@ def campaign_body(channels: Sequence[str], label: str) -> dict[str, Any]:
         "variables": ["name", "account_tier"],
         "templates": {channel: templates[channel] for channel in channels},
     }
+    if rate_cap is not None:
+        body["rate_limit_per_second"] = rate_cap
+    return body

@@ -39,7 +39,9 @@ def draw(path: Path, results: dict[str, Any]) -> None:
     shaded blue, untimed uploads grey and hatched."""
     samples = sorted(results.get("series", []), key=lambda s: float(s["t"]))
     phases: list[dict[str, Any]] = results.get("phases", [])
-    runs: dict[str, Any] = results.get("dispatch", {})
+    runs: list[dict[str, Any]] = list(results.get("dispatch", {}).values())
+    if planner := results.get("planner"):
+        runs.append(planner["run"])
     origin = phases[0]["start"] if phases else (samples[0]["t"] if samples else 0.0)
 
     def minutes(t: float) -> float:
@@ -47,7 +49,7 @@ def draw(path: Path, results: dict[str, Any]) -> None:
 
     fig, (top, middle, bottom) = plt.subplots(3, 1, figsize=(13, 10), sharex=True)
     labelled: set[str] = set()
-    for run in runs.values():  # one line per run, so no line bridges the gap between runs
+    for run in runs:  # one line per run, so no line bridges the gap between runs
         for channel in run["channels"]:
             times, counts = _throughput(run, channel)
             label = None if channel in labelled else f"{channel} accepted by the sandbox"

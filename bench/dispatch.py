@@ -11,7 +11,7 @@ import asyncio
 import time
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -28,6 +28,9 @@ SETTLE_SECONDS = 60.0
 SANDBOX_PAGE = 50_000
 IN_FLIGHT = {"email": ("pending", "sending"), "sms": ("pending", "sending", "sent")}
 
+# Called with each poll's answer (the campaign as the API shows it), between polls.
+Watch = Callable[[dict[str, Any]], Awaitable[None]]
+
 
 def progress(counts: dict[str, dict[str, int]], channels: Sequence[str]) -> tuple[int, int]:
     """(deliveries that reached a terminal status, all deliveries) on these channels."""
@@ -37,10 +40,16 @@ def progress(counts: dict[str, dict[str, int]], channels: Sequence[str]) -> tupl
 
 
 async def prepare(
-    h: Harness, accounts: AccountsFile, channels: Sequence[str], label: str
+    h: Harness,
+    accounts: AccountsFile,
+    channels: Sequence[str],
+    label: str,
+    *,
+    rate_cap: float | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """A new draft campaign with the file uploaded (not part of any timing)."""
-    campaign_id = await h.create_campaign(channels, label)
+    """A new draft campaign with the file uploaded (not part of any timing); `rate_cap` is
+    the campaign's own cap, if any."""
+    campaign_id = await h.create_campaign(channels, label, rate_cap=rate_cap)
     print(f"{label}: uploading {accounts.rows:,} rows (untimed)…", flush=True)
     async with h.phase(f"upload for {label}"):
         result, seconds = await h.upload(campaign_id, accounts.path)
@@ -49,9 +58,16 @@ async def prepare(
 
 
 async def run(
-    h: Harness, label: str, campaign_id: str, channels: Sequence[str], accounts: AccountsFile
+    h: Harness,
+    label: str,
+    campaign_id: str,
+    channels: Sequence[str],
+    accounts: AccountsFile,
+    *,
+    watch: Watch | None = None,
 ) -> dict[str, Any]:
-    """Launch, poll every half second until every delivery is terminal, and measure."""
+    """Launch, poll every half second until every delivery is terminal, and measure;
+    `watch` sees each poll's answer."""
     expected = accounts.expected(channels).accepted  # every recipient has both contacts
     await h.sandbox_reset()
     latencies: list[float] = []
@@ -62,10 +78,10 @@ async def run(
         started, launched_at = time.perf_counter(), time.time()
         await h.call("POST", f"/v1/campaigns/{campaign_id}/launch", expect=202)
         launch_seconds = time.perf_counter() - started
-        total, state = await _poll(h, campaign_id, channels, started, latencies, timeline)
+        total, state = await _poll(h, campaign_id, channels, started, latencies, timeline, watch)
         seconds = time.perf_counter() - started
         cpu_end = await h.probe.cpu()
-    await _settle(h, campaign_id, state)
+    state = await _settle(h, campaign_id, state)
     stats = await h.sandbox_stats()
     window = h.sampler.window(phase["start"], phase["end"])
     names = ["api", "sandbox", "sandbox_sms", *h.probe.worker_pids]
@@ -95,6 +111,9 @@ async def run(
         "status_latencies_ms": [round(x, 2) for x in latencies],
         "progress": [[round(t, 2), n] for t, n in timeline],
         "final_counts": state["counts"],
+        # Accounts that share a contact (and a locale) share one message: contact dedupe.
+        "dedupe_contacts": bool(state.get("dedupe_contacts", False)),
+        "merged": {ch: int(state.get("merged", {}).get(ch, 0)) for ch in channels},
         "sandbox": {
             "received": {ch: stats[ch]["received"] for ch in ("email", "sms")},
             "refused": {ch: stats[ch]["refused"] for ch in ("email", "sms")},
@@ -138,6 +157,7 @@ async def _poll(
     started: float,
     latencies: list[float],
     timeline: list[tuple[float, int]],
+    watch: Watch | None,
 ) -> tuple[int, dict[str, Any]]:
     """Poll the campaign as an integrator would, timing each request; returns when every
     delivery is terminal."""
@@ -152,6 +172,8 @@ async def _poll(
         latencies.append((now - sent_at) * 1000)
         done, total = progress(state["counts"], channels)
         timeline.append((now - started, done))
+        if watch is not None:
+            await watch(state)
         if total and done == total and not state["preparing"]:
             return total, state
         if done != last_done:
@@ -164,14 +186,15 @@ async def _poll(
         h.services.check_alive()
 
 
-async def _settle(h: Harness, campaign_id: str, state: dict[str, Any]) -> None:
+async def _settle(h: Harness, campaign_id: str, state: dict[str, Any]) -> dict[str, Any]:
     """Wait (untimed) until the campaign is completed, so no chain of this run is still
-    about when the next run starts."""
+    about when the next run starts; returns the campaign as it then is."""
     deadline = time.monotonic() + SETTLE_SECONDS
     while state["state"] != "completed" and time.monotonic() < deadline:
         await asyncio.sleep(POLL_SECONDS)
         state = await h.call("GET", f"/v1/campaigns/{campaign_id}")
     h.check(f"campaign {campaign_id[:8]} completed", "completed", state["state"])
+    return state
 
 
 async def _verify(
@@ -181,39 +204,50 @@ async def _verify(
     channels: Sequence[str],
     expected: int,
 ) -> None:
-    """Every recipient got exactly one message per channel, and none failed."""
+    """Every recipient got exactly one message per channel (one per contact and locale
+    where accounts share a contact, with contact dedupe), and none failed."""
     label = result["name"]
     h.check(f"{label}: deliveries", expected * len(channels), result["deliveries"])
     once = True
     for channel in channels:
         counts = result["final_counts"][channel]
         h.check(f"{label}: {channel} failed", 0, counts["failed"])
+        messages = expected - result["merged"][channel]
         h.check(
-            f"{label}: sandbox {channel} count", expected, result["sandbox"]["received"][channel]
+            f"{label}: sandbox {channel} count", messages, result["sandbox"]["received"][channel]
         )
-        mismatched = await _mismatched_contacts(h, campaign_id, channel)
+        mismatched = await _mismatched_contacts(
+            h, campaign_id, channel, dedupe=result["dedupe_contacts"]
+        )
         once = h.check(f"{label}: {channel} contacts reached once each", 0, mismatched) and once
     result["each_recipient_once"] = once
 
 
-async def _mismatched_contacts(h: Harness, campaign_id: str, channel: str) -> int:
+async def _mismatched_contacts(h: Harness, campaign_id: str, channel: str, *, dedupe: bool) -> int:
     """How many contacts received a different number of messages than the number of
-    recipients that have them (0: each recipient was reached exactly once)."""
+    recipients that have them, or with `dedupe` of locales among those recipients (0: each
+    recipient was reached exactly once)."""
     balance: Counter[str] = Counter()
+    seen: set[tuple[str, str]] = set()
     sealer = Sealer.from_settings(h.services.settings)
     cid = uuid.UUID(campaign_id)
     conn = await asyncpg.connect(h.backends.database_url)
     try:
         async with conn.transaction():
             query = (
-                "SELECT external_id, contact_sealed FROM recipients"
+                "SELECT external_id, contact_sealed, locale FROM recipients"
                 " WHERE campaign_id = $1 AND contact_sealed IS NOT NULL"
             )
             async for row in conn.cursor(query, cid, prefetch=20_000):
                 contacts = sealer.open(cid, row["external_id"], row["contact_sealed"])
                 contact = contacts[0] if channel == "email" else contacts[1]
-                if contact is not None:
-                    balance[contact] += 1
+                if contact is None:
+                    continue
+                if dedupe:  # one message per contact and locale
+                    if (contact, row["locale"]) in seen:
+                        continue
+                    seen.add((contact, row["locale"]))
+                balance[contact] += 1
     finally:
         await conn.close()
     offset = 0

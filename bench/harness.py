@@ -93,10 +93,11 @@ class Harness:
         result: dict[str, Any] = orjson.loads(body)
         return result
 
-    async def create_campaign(self, channels: Sequence[str], label: str) -> str:
-        created = await self.call(
-            "POST", "/v1/campaigns", json=campaign_body(channels, label), expect=201
-        )
+    async def create_campaign(
+        self, channels: Sequence[str], label: str, *, rate_cap: float | None = None
+    ) -> str:
+        body = campaign_body(channels, label, rate_cap=rate_cap)
+        created = await self.call("POST", "/v1/campaigns", json=body, expect=201)
         return str(created["id"])
 
     async def upload(self, campaign_id: str, path: Path) -> tuple[dict[str, Any], float]:

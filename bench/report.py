@@ -165,6 +165,8 @@ def targets(results: dict[str, Any]) -> list[Target]:
         out.append(
             _line("status poll p99", percentile(latencies, 99), "ms", below=50, target="< 50 ms")
         )
+    if planner := results.get("planner"):
+        out.append(_planner(planner))
     checks = results.get("checks", [])
     failed = sum(1 for c in checks if not c["ok"])
     out.append(
@@ -188,6 +190,25 @@ def _growth(what: str, small: dict[str, Any], big: dict[str, Any] | None) -> Tar
         "x",
         at_least=0.9,
         target="≥ 0.90 (within 10%)",
+    )
+
+
+def _planner(planner: dict[str, Any]) -> Target:
+    """The plan's forecast before launch against the finish measured."""
+    bound = f"within ±{planner['tolerance']:.0%}"
+    if planner["error"] is None:
+        return Target(metric=planner["name"], value=None, shown="—", target=bound, met=False)
+    if not planner["cap_bound"]:
+        bound += " (the cap did not bind)"
+    return Target(
+        metric=f"{planner['name']}: forecast ÷ actual - 1",
+        value=planner["error"],
+        shown=(
+            f"{planner['error']:+.1%} ({planner['forecast_seconds']:.0f} s forecast, "
+            f"{planner['actual_seconds']:.0f} s actual)"
+        ),
+        target=bound,
+        met=planner["within_tolerance"],
     )
 
 
@@ -239,6 +260,8 @@ def cpu_table(results: dict[str, Any], cores: int) -> str:
     if results.get("import"):
         phases.append(("import (upload)", results["import"]["cpu"]))
     phases += [(run["name"], run["cpu"]) for run in results.get("dispatch", {}).values()]
+    if planner := results.get("planner"):
+        phases.append((planner["name"], planner["run"]["cpu"]))
     head = [
         "cores busy",
         *(c.replace("postgres_background", "pg bg").replace("_server", "") for c in _CPU_COLUMNS),

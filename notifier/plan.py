@@ -2,14 +2,16 @@
 from when the company became aware, and whether the campaign will finish in time.
 
 The forecast per channel divides the provider's rate among the campaigns sending on that
-channel (this one included), under the campaign's own cap; once the campaign sends, the
-whole campaign's forecast follows its observed rate. Where a forecast misses the earliest
+channel (this one included), under the campaign's own cap; once the campaign sends, each
+channel's forecast follows its share of the observed rate, and the campaign finishes with
+its slowest channel. Where a forecast misses the earliest
 deadline of a notice to people, the rate that would meet it is given.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -48,7 +50,9 @@ class Forecast:
     channel: str
     left: int
     rate: float
-    """Deliveries per second this campaign can expect on the channel."""
+    """Deliveries per second this campaign can expect on the channel: before launch, the
+    provider's share under the campaign's cap; while sending, the channel's share of the
+    observed rate."""
     sharing: int
     """Campaigns sending on the channel, this one included, that share the provider's rate."""
     seconds: float | None
@@ -85,23 +89,22 @@ async def plan(conn: Conn, campaign: Campaign, settings: Settings) -> Plan:
     due = [d.due_at for d in deadlines if d.duty == "notice" and d.applies and d.due_at]
     deadline = min(due, default=None)
     forecasts = []
+    finished: dict[str, int] = {}
     for channel in campaign_service.channels_of(campaign):
-        finished = sum(n for s, n in counts.get(str(channel), {}).items() if s in _FINISHED)
-        left = max(0, int(reach[str(channel)]) - finished)
+        done = sum(n for s, n in counts.get(str(channel), {}).items() if s in _FINISHED)
+        finished[str(channel)] = done
+        left = max(0, int(reach[str(channel)]) - done)
         sharing = int(await conn.fetchval(queries["plan_sharing"], str(channel), campaign.id)) + 1
         rate = settings.rate_for(channel) / sharing
         if campaign.rate_limit_per_second:
             rate = min(rate, campaign.rate_limit_per_second)
         forecasts.append(_forecast(str(channel), left, rate, sharing, now, deadline))
-    observed, finish_at = None, None
+    observed = None
     if campaign.state == CampaignState.SENDING:
         observed, _ = campaign_service.progress(campaign, counts, now_s)
-        left_all = sum(f.left for f in forecasts)
-        if observed > 0:
-            finish_at = now + timedelta(seconds=left_all / observed)
-    if finish_at is None and forecasts:
-        ends = [f.finish_at for f in forecasts]
-        finish_at = max((e for e in ends if e is not None), default=None)
+        forecasts = following(forecasts, finished, observed, now, deadline)
+    ends = [f.finish_at for f in forecasts]
+    finish_at = max((e for e in ends if e is not None), default=None)
     meets = None if deadline is None or finish_at is None else finish_at <= deadline
     return Plan(
         now=now,
@@ -136,6 +139,33 @@ def _deadlines(campaign: Campaign, affected: int, now: datetime) -> list[Deadlin
                 )
             )
     return found
+
+
+def following(
+    forecasts: Sequence[Forecast],
+    finished: Mapping[str, int],
+    observed: float,
+    now: datetime,
+    deadline: datetime | None,
+) -> list[Forecast]:
+    """While the campaign sends: each channel's forecast at its share of the observed rate.
+
+    The campaign's finish is its slowest channel's, so the observed rate (counted over all
+    channels) is split among the channels with work left, in proportion to what each has
+    finished so far: when each channel runs at its own rate (a provider's, a cap), that
+    share is its rate. Spreading the work left of all channels over the rate of all would
+    let a fast channel's rate carry a slow one's work, and say "done" too early by as much
+    as the slow channel lags. A channel that has finished nothing yet keeps its planned
+    rate."""
+    active = [f for f in forecasts if f.left > 0]
+    done = sum(finished.get(f.channel, 0) for f in active)
+    if observed <= 0 or done <= 0:
+        return list(forecasts)
+    out = []
+    for f in forecasts:
+        share = observed * finished.get(f.channel, 0) / done if f.left > 0 else 0.0
+        out.append(_forecast(f.channel, f.left, share, f.sharing, now, deadline) if share else f)
+    return out
 
 
 def _forecast(

@@ -11,6 +11,7 @@ import signal
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import orjson
@@ -84,6 +85,8 @@ async def test_the_benchmark_runs_and_its_counts_add_up(
         "1000",
         "--workers",
         "1",
+        "--plan-cap",
+        "500",
         "--out",
         str(tmp_path),
         cwd=ROOT,
@@ -95,7 +98,16 @@ async def test_the_benchmark_runs_and_its_counts_add_up(
     assert proc.returncode == 0, out.decode()
     assert (tmp_path / "latest.png").stat().st_size > 10_000
     results = orjson.loads((tmp_path / "latest.json").read_bytes())
-    for key in ("date", "machine", "project", "config", "generated", "import", "dispatch"):
+    for key in (
+        "date",
+        "machine",
+        "project",
+        "config",
+        "generated",
+        "import",
+        "dispatch",
+        "planner",
+    ):
         assert key in results, key
     for key in ("nproc", "cpu_model", "memory_gib", "python", "postgres", "redis"):
         assert results["machine"][key], key
@@ -120,7 +132,8 @@ async def test_the_benchmark_runs_and_its_counts_add_up(
     for run in runs.values():
         per_channel = run["deliveries"] // len(run["channels"])
         for channel in run["channels"]:
-            assert run["sandbox"]["received"][channel] == per_channel
+            # Accounts sharing a contact and a locale share one message (contact dedupe).
+            assert run["sandbox"]["received"][channel] == per_channel - run["merged"][channel]
             assert run["final_counts"][channel]["failed"] == 0
         assert run["final_counts"].get("sms", {}).get("sent", 0) == 0  # every receipt is in
         assert run["each_recipient_once"]
@@ -133,10 +146,39 @@ async def test_the_benchmark_runs_and_its_counts_add_up(
             "worker-1",
             "redis_used_memory",
         }
+    _check_planner(results, imported["accepted"])
     assert all(check["ok"] for check in results["checks"])
     assert {t["metric"] for t in results["targets"]} >= {"import rate", "status poll p99"}
     assert "met" in out.decode()
     assert not await _database_exists(servers[0], results["config"]["database"])
+
+
+def _check_planner(results: dict[str, Any], accepted: int) -> None:
+    """The planner's phase reports a forecast, a finish and their ratio, per channel too,
+    and the plan read while sending; its figures are timings, so only their shape is
+    checked here."""
+    planner = results["planner"]
+    assert results["config"]["plan_rate_cap"] == planner["rate_cap"] == 500
+    assert planner["deliveries"] == 2 * accepted
+    assert planner["run"]["each_recipient_once"]
+    assert planner["forecast_seconds"] > 0 and planner["actual_seconds"] > 0
+    assert planner["error"] == pytest.approx(
+        planner["forecast_seconds"] / planner["actual_seconds"] - 1, abs=1e-3
+    )
+    assert planner["within_tolerance"] == (abs(planner["error"]) <= planner["tolerance"])
+    assert isinstance(planner["cap_bound"], bool)
+    assert sorted(planner["per_channel"]) == ["email", "sms"]
+    for channel, forecast in planner["per_channel"].items():
+        assert forecast["rate"] == 500 and forecast["sharing"] == 1
+        assert forecast["finish_seconds"] > 0 and forecast["actual_seconds"] > 0
+        assert planner["sends"][channel]["sent"] > 0
+        assert {"first_seconds", "last_seconds", "rate"} <= set(planner["sends"][channel])
+    for sample in planner["while_sending"]:
+        assert {"checkpoint", "done", "elapsed_seconds", "observed_rate", "finish_seconds"} <= set(
+            sample
+        )
+    target = next(t for t in results["targets"] if t["metric"].startswith(planner["name"]))
+    assert target["value"] == planner["error"] and target["met"] == planner["within_tolerance"]
 
 
 @pytest.mark.slow
