@@ -284,12 +284,14 @@ async def prepare_deliveries(
             shard,
         )
     )
+    if after == 0 or made["prepared_through"] is None:
+        await conn.execute(queries["analyze_deliveries"], campaign_id)
     if dedupe_contacts and made["made"]:
+        # After the statistics: on a partition it believes empty, the planner reads the
+        # whole chunk once per shared send (a second for a thousand of them).
         await dedupe.link(
             conn, campaign_id, [str(c) for c in channels], after, made["prepared_through"], shard
         )
-    if after == 0 or made["prepared_through"] is None:
-        await conn.execute(queries["analyze_deliveries"], campaign_id)
     return made
 
 
