@@ -162,8 +162,11 @@ def _check_planner(results: dict[str, Any], accepted: int) -> None:
     assert planner["deliveries"] == 2 * accepted
     assert planner["run"]["each_recipient_once"]
     assert planner["forecast_seconds"] > 0 and planner["actual_seconds"] > 0
+    # The error is worked out before the seconds are rounded to hundredths for the report:
+    # on a run of a few seconds, their rounding alone moves the ratio by up to 0.01 / actual.
     assert planner["error"] == pytest.approx(
-        planner["forecast_seconds"] / planner["actual_seconds"] - 1, abs=1e-3
+        planner["forecast_seconds"] / planner["actual_seconds"] - 1,
+        abs=1e-3 + 0.01 / planner["actual_seconds"],
     )
     assert planner["within_tolerance"] == (abs(planner["error"]) <= planner["tolerance"])
     assert isinstance(planner["cap_bound"], bool)
