@@ -52,6 +52,11 @@ QUIET_AFTER_LAST_KILL = 10.0
 THROUGHPUT_FLOOR = 0.5
 DUPLICATES_PER_KILL = 0.5
 FLAGGED_PER_DUPLICATE = 2
+# A kill that lands while a chunk is on its way to the provider flags the whole chunk (its
+# fate is unknown), though none of it arrived; with few duplicates, where the kills happened
+# to land decides the ratio. Below this many duplicates a kill (about 12 ms of sending at the
+# scenario's rates), the flags are held to twice this many instead.
+FLAGGED_FLOOR_PER_KILL = 10
 
 
 @pytest.fixture
@@ -138,7 +143,8 @@ async def test_workers_killed_every_few_seconds_under_load(
         outcome.target(
             "flagged possible_duplicate, against twice the duplicates",
             outcome.flagged,
-            FLAGGED_PER_DUPLICATE * outcome.duplicates,
+            FLAGGED_PER_DUPLICATE
+            * max(outcome.duplicates, FLAGGED_FLOOR_PER_KILL * max(1, len(kills))),
         )
 
     await finish(
