@@ -13,6 +13,8 @@ import aiohttp
 import asyncpg
 import redis.asyncio as aioredis
 
+from notifier.api.webhooks import email_signature
+
 CAMPAIGN: dict[str, Any] = {
     "name": "Account data exposure, test",
     "incident_ref": "INC-TEST-1",
@@ -150,3 +152,21 @@ async def draft_with_recipients(api: aiohttp.ClientSession, n: int, **changes: A
 async def launch(api: aiohttp.ClientSession, cid: str) -> None:
     async with api.post(f"/v1/campaigns/{cid}/launch") as resp:
         assert resp.status == 202, await resp.text()
+
+
+async def post_email_events(
+    api_url: str, secret: str, body: bytes, *, at: int | None = None
+) -> tuple[int, Any]:
+    """Post an email relay's events as the relay does, signed with `secret` at time `at`
+    (now by default); returns the status and the answer."""
+    stamp = str(int(time.time()) if at is None else at)
+    headers = {
+        "Content-Type": "application/json",
+        "X-Notifier-Timestamp": stamp,
+        "X-Notifier-Signature": email_signature(secret, stamp, body),
+    }
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(api_url + "/v1/webhooks/email/events", data=body, headers=headers) as resp,
+    ):
+        return resp.status, await resp.json()

@@ -385,8 +385,8 @@ class Checklist(View):
     checks: list[Check]
 
 
-class PlanDeadline(View):
-    """One duty of one law: by when, and how long is left (negative: overdue)."""
+class Duty(View):
+    """One duty of one law and its deadline."""
 
     jurisdiction: str
     version: str
@@ -397,6 +397,11 @@ class PlanDeadline(View):
     article: str
     applies: bool = Field(description="false below the duty's threshold of people affected")
     due_at: datetime | None = Field(description='null: "without undue delay", no fixed hours')
+
+
+class PlanDeadline(Duty):
+    """One duty of one law: by when, and how long is left (negative: overdue)."""
+
     seconds_left: float | None
 
 

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field
 
 from notifier.models import Channel
+from notifier.schemas.campaigns import Duty
 from notifier.schemas.common import View
 
 
@@ -37,18 +38,9 @@ class ReportIncident(View):
     facts: dict[str, dict[str, str]] = Field(description="locale -> notice item -> its text")
 
 
-class ReportDuty(View):
+class ReportDuty(Duty):
     """One duty of one law: its deadline and whether it was met."""
 
-    jurisdiction: str
-    version: str
-    duty: Literal["notice", "report"] = Field(
-        description="notice: to each person; report: to the authority"
-    )
-    what: str
-    article: str
-    applies: bool = Field(description="false below the duty's threshold of people affected")
-    due_at: datetime | None = Field(description='null: "without undue delay", no fixed hours')
     met: bool | None = Field(description="null where the service cannot tell, or not yet")
     verdict: str
 

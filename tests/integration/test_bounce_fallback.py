@@ -4,7 +4,6 @@ does: once per recipient, only with a phone, only where the campaign asks for it
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections import Counter
 from typing import Any
@@ -14,7 +13,6 @@ import asyncpg
 import orjson
 import pytest
 
-from notifier.api.webhooks import email_signature
 from notifier.models import Channel
 from notifier.settings import Settings
 from notifier.tooling.stack import LocalStack
@@ -33,22 +31,11 @@ def settings(settings: Settings) -> Settings:
 
 async def _post_events(stack: LocalStack, events: list[dict[str, str]]) -> dict[str, Any]:
     """Post signed email events as the relay does; returns the service's answer."""
-    body = orjson.dumps({"events": events})
-    stamp = str(int(time.time()))
-    headers = {
-        "Content-Type": "application/json",
-        "X-Notifier-Timestamp": stamp,
-        "X-Notifier-Signature": email_signature(SECRET, stamp, body),
-    }
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(
-            stack.api_url + "/v1/webhooks/email/events", data=body, headers=headers
-        ) as resp,
-    ):
-        assert resp.status == 200
-        answer: dict[str, Any] = await resp.json()
-        return answer
+    status, answer = await factories.post_email_events(
+        stack.api_url, SECRET, orjson.dumps({"events": events})
+    )
+    assert status == 200
+    return answer  # type: ignore[no-any-return]
 
 
 async def _sent_campaign(

@@ -8,7 +8,6 @@ from __future__ import annotations
 import copy
 import csv
 import io
-import time
 import uuid
 from collections import Counter
 from collections.abc import Sequence
@@ -20,7 +19,6 @@ import orjson
 import pytest
 
 from notifier import campaigns as campaign_service
-from notifier.api.webhooks import email_signature
 from notifier.models import Channel
 from notifier.settings import Settings
 from notifier.tooling.stack import LocalStack
@@ -203,17 +201,8 @@ async def _bounce(stack: LocalStack, message_id: str) -> None:
     body = orjson.dumps(
         {"events": [{"message_id": message_id, "event": "bounced", "reason": "550 5.1.1"}]}
     )
-    stamp = str(int(time.time()))
-    headers = {
-        "Content-Type": "application/json",
-        "X-Notifier-Timestamp": stamp,
-        "X-Notifier-Signature": email_signature(SECRET, stamp, body),
-    }
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(stack.api_url + "/v1/webhooks/email/events", data=body, headers=headers) as r,
-    ):
-        assert r.status == 200
+    status, _ = await factories.post_email_events(stack.api_url, SECRET, body)
+    assert status == 200
 
 
 async def test_a_shared_email_that_bounces_falls_back_to_one_sms_per_phone(

@@ -10,7 +10,6 @@ import asyncpg
 import orjson
 import pytest
 
-from notifier.api.webhooks import email_signature
 from notifier.settings import Settings
 from notifier.tooling.stack import LocalStack
 from tests import factories
@@ -27,17 +26,7 @@ def settings(settings: Settings) -> Settings:
 async def _post(
     stack: LocalStack, body: bytes, *, at: int | None = None, secret: str = SECRET
 ) -> tuple[int, dict[str, object]]:
-    stamp = str(int(time.time()) if at is None else at)
-    headers = {
-        "Content-Type": "application/json",
-        "X-Notifier-Timestamp": stamp,
-        "X-Notifier-Signature": email_signature(secret, stamp, body),
-    }
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(stack.api_url + PATH, data=body, headers=headers) as resp,
-    ):
-        return resp.status, await resp.json()
+    return await factories.post_email_events(stack.api_url, secret, body, at=at)
 
 
 async def test_signed_events_settle_emails_and_replays_change_nothing(
