@@ -15,7 +15,6 @@ from notifier.tooling.stack import LocalStack
 from tests import factories
 
 SECRET = "whsec-for-tests"
-PATH = "/v1/webhooks/email/events"
 
 
 @pytest.fixture
